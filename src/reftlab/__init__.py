@@ -1,0 +1,3 @@
+"""reftlab: declarative reinforcement fine-tuning experiments on math word problems."""
+
+__version__ = "0.1.0"

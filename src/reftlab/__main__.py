@@ -1,0 +1,3 @@
+from reftlab.cli import main
+
+main()

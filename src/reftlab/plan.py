@@ -1,0 +1,117 @@
+"""What a run will do, worked out from the config alone: stages, schedule after the budget, outputs.
+
+`dry_run=true` prints this plan and stops; a real run prints it first and records it in the
+run dir, so what was intended can always be compared with what happened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from reftlab.config import PIPELINES, RunConfig
+
+# Split sizes of the Hub copies, shown by a dry run without downloading anything.
+HUB_SPLIT_SIZES = {
+    "gsm8k": {"train": 7473, "test": 1319},
+    "svamp": {"train": 700, "test": 300},
+    "mathqa": {"train": 29837, "test": 2985},
+}
+
+
+def _cap(value: int, cap: int | None) -> int:
+    return value if cap is None else min(value, cap)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The effective numbers of a run: the method's schedule with the budget's caps applied."""
+
+    max_train_examples: int | None
+    max_test_examples: int | None
+    warmup_epochs: int
+    rl_epochs: int
+    max_rl_steps: int | None
+    max_new_tokens: int
+    samples_per_question: int
+    rejection_samples: int
+    eval_samples: int
+
+
+def make_schedule(run: RunConfig) -> Schedule:
+    m, b = run.method, run.budget
+    return Schedule(
+        max_train_examples=b.max_train_examples,
+        max_test_examples=b.max_test_examples,
+        warmup_epochs=_cap(m.warmup_epochs, b.max_epochs),
+        rl_epochs=_cap(m.rl_epochs, b.max_epochs),
+        max_rl_steps=b.max_rl_steps,
+        max_new_tokens=_cap(run.model.max_new_tokens, b.max_new_tokens),
+        samples_per_question=_cap(m.samples_per_question, b.max_samples_per_question),
+        rejection_samples=_cap(m.rejection_samples, b.max_samples_per_question),
+        eval_samples=_cap(run.eval.samples, b.max_samples_per_question),
+    )
+
+
+def split_sizes(run: RunConfig, schedule: Schedule) -> dict[str, str]:
+    """Split sizes as a person should read them: 'used (of available, source)'."""
+    d = run.dataset
+    if d.name == "arith":
+        available = {"train": d.train_size, "test": d.test_size}
+        source = f"generated, seed {d.generator_seed}"
+    elif d.path or d.train_file or d.test_file:
+        from reftlab.datasets import count_local_examples
+
+        available = count_local_examples(run)
+        source = "local files"
+    else:
+        available = HUB_SPLIT_SIZES.get(d.name, {})
+        source = f"Hub {d.hub_id}, not downloaded by a dry run"
+    caps = {"train": schedule.max_train_examples, "test": schedule.max_test_examples}
+    sizes = {}
+    for split in ("train", "test"):
+        if split not in available:
+            sizes[split] = f"unknown ({source})"
+            continue
+        n = available[split]
+        used = _cap(n, caps[split])
+        sizes[split] = f"{used} of {n} ({source})" if used != n else f"{n} ({source})"
+    return sizes
+
+
+def make_plan(run: RunConfig) -> dict:
+    schedule = make_schedule(run)
+    out = Path(run.output_dir)
+    return {
+        "method": run.method.name,
+        "cot": run.cot.name,
+        "dataset": run.dataset.name,
+        "model": run.model.name,
+        "budget": run.budget.name,
+        "stages": list(PIPELINES[run.method.name]),
+        "splits": split_sizes(run, schedule),
+        "schedule": asdict(schedule),
+        "output_dir": str(out.resolve()),
+        "artifacts": {
+            "config.yaml": "the resolved config",
+            "plan.json": "this plan",
+            "metrics.jsonl": "one JSON line per logged step, append-only",
+            "checkpoints/": "one folder per finished stage (and every save_every steps)",
+            "predictions/": "per-item completions, extracted answers and scores",
+            "summary.json": "final metrics, wall time and the config",
+        },
+    }
+
+
+def format_plan(plan: dict) -> str:
+    lines = [
+        f"reftlab plan: method={plan['method']} cot={plan['cot']} dataset={plan['dataset']} "
+        f"model={plan['model']} budget={plan['budget']}",
+        "  stages:  " + " -> ".join(plan["stages"]),
+        f"  train:   {plan['splits']['train']}",
+        f"  test:    {plan['splits']['test']}",
+        "  schedule: " + ", ".join(f"{k}={v}" for k, v in plan["schedule"].items() if v is not None),
+        f"  outputs: {plan['output_dir']}",
+    ]
+    lines += [f"    {name:<14} {what}" for name, what in plan["artifacts"].items()]
+    return "\n".join(lines)

@@ -1,0 +1,51 @@
+"""One job: the composed config in, artifacts in the run dir out.
+
+Hydra calls `run_job` once per run (and once per point of a sweep). It converts the config to
+the typed object, validates it, records the resolved config and the plan, then hands over to the
+method's pipeline and writes `summary.json` at the end.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from reftlab.config import RunConfig, to_run_config, validate
+from reftlab.plan import format_plan, make_plan
+from reftlab.runtime.tracking import write_json_atomic
+
+
+def write_run_record(run_dir: Path, cfg: DictConfig, plan: dict) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
+    write_json_atomic(run_dir / "plan.json", plan)
+
+
+def run_job(cfg: DictConfig) -> float | None:
+    run: RunConfig = to_run_config(cfg)
+    validate(run)
+    plan = make_plan(run)
+    print(format_plan(plan), flush=True)
+    if run.dry_run:
+        return None
+
+    run_dir = Path(run.output_dir)
+    write_run_record(run_dir, cfg, plan)
+
+    from reftlab.methods import run_method
+
+    started = time.time()
+    metrics = run_method(run, run_dir)
+    summary = {
+        **metrics,
+        "wall_time_s": round(time.time() - started, 1),
+        "method": run.method.name,
+        "cot": run.cot.name,
+        "dataset": run.dataset.name,
+        "model": run.model.name,
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    write_json_atomic(run_dir / "summary.json", summary)
+    return metrics.get("test_accuracy")

@@ -1,0 +1,118 @@
+"""Every shipped config option composes, converts to the typed schema and validates."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from reftlab.cli import conf_dir, group_options
+from reftlab.config import ConfigError, RunConfig, register_configs, to_run_config, validate
+
+METHODS = group_options("method")
+COTS = group_options("cot")
+DATASETS = group_options("dataset")
+# Data sets with no Hub copy are rejected unless local files are named (README: "Combinations").
+NEEDS_LOCAL_FILES = {"mathqa_numeric"}
+
+
+@pytest.fixture(scope="module")
+def composer():
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        yield lambda *overrides: to_run_config(
+            compose("config", overrides=[*overrides, "output_dir=."])
+        )
+    GlobalHydra.instance().clear()
+
+
+def test_shipped_groups_are_the_documented_ones():
+    assert METHODS == sorted(["sft", "reft", "offline_st", "online_st", "prefixrl", "bandit"])
+    assert COTS == ["natural", "program"]
+    assert DATASETS == sorted(["gsm8k", "svamp", "mathqa", "mathqa_numeric", "arith"])
+    assert {"tiny", "galactica-125m", "codellama-7b", "qwen2.5-0.5b"} <= set(group_options("model"))
+    assert group_options("budget") == ["full", "smoke"]
+
+
+@pytest.mark.parametrize("method,cot,dataset", list(itertools.product(METHODS, COTS, DATASETS)))
+def test_every_combination_composes_and_validates(composer, method, cot, dataset):
+    run = composer(f"method={method}", f"cot={cot}", f"dataset={dataset}")
+    assert isinstance(run, RunConfig)
+    assert (run.method.name, run.cot.name, run.dataset.name) == (method, cot, dataset)
+    if dataset in NEEDS_LOCAL_FILES:
+        with pytest.raises(ConfigError, match="dataset.path=DIR"):
+            validate(run)
+        run = composer(f"method={method}", f"cot={cot}", f"dataset={dataset}",
+                       "dataset.test_file=/data/test.json")
+    validate(run)
+
+
+@pytest.mark.parametrize("model", group_options("model"))
+def test_every_model_preset_validates(composer, model):
+    validate(composer(f"model={model}", "dataset=gsm8k"))
+
+
+def test_default_is_the_embedded_reft_run(composer):
+    run = composer()
+    assert (run.method.name, run.cot.name, run.dataset.name, run.model.name) == (
+        "reft", "natural", "arith", "tiny")
+    assert run.budget.name == "full"
+
+
+def test_reft_carries_the_paper_hyperparameters(composer):
+    m = composer("method=reft", "dataset=gsm8k").method
+    assert (m.kl_coef, m.gamma, m.lam, m.clip_range, m.value_clip_range) == (0.05, 1.0, 0.95, 0.2, 0.2)
+    assert (m.vf_coef, m.ppo_epochs, m.rollouts_per_query, m.warmup_epochs) == (5.0, 2, 1, 2)
+    assert m.advantage == "gae" and m.reward_shape == "partial"
+
+
+def test_reft_uses_the_smaller_kl_for_programs(composer):
+    assert composer("method=reft", "cot=program").method.kl_coef == 0.01
+    # ...and only for ReFT: the bandit baseline has no KL whatever the CoT.
+    assert composer("method=bandit", "cot=program").method.kl_coef == 0.0
+
+
+def test_bandit_is_the_minimal_baseline(composer):
+    m = composer("method=bandit", "dataset=gsm8k").method
+    assert (m.rollouts_per_query, m.batch_size, m.advantage, m.kl_coef, m.clip_range) == (
+        1, 32, "none", 0.0, None)
+
+
+def test_demo_schedule_applies_only_to_the_embedded_default(composer):
+    assert composer().method.sft_lr > composer("dataset=gsm8k").method.sft_lr
+    assert composer("model=qwen2.5-0.5b").method.sft_lr == 1e-5
+
+
+def test_command_line_beats_the_demo_schedule(composer):
+    assert composer("method.warmup_epochs=7").method.warmup_epochs == 7
+
+
+def test_smoke_budget_caps_the_schedule(composer):
+    from reftlab.plan import make_schedule
+
+    full = make_schedule(composer())
+    smoke = make_schedule(composer("budget=smoke"))
+    assert smoke.warmup_epochs <= 1 < full.warmup_epochs
+    assert smoke.max_train_examples == 32 and full.max_train_examples is None
+    assert smoke.max_new_tokens <= full.max_new_tokens
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["method.advantage=group_norm"], "rollouts_per_query to 2 or more"),
+        (["method.advantage=magic"], "choose one of: gae, none"),
+        (["method.kl_coef=-1"], "must be >= 0"),
+        (["method.prefix_min_frac=0.9", "method.prefix_max_frac=0.5"], "min <= max"),
+        (["eval.rerank=true"], "eval.samples >= 2"),
+        (["method=prefixrl", "method.trace_source=file"], "method.trace_file=PATH"),
+        (["dataset=gsm8k", "dataset.path=/d", "dataset.test_file=/t"], "not both"),
+        (["model=qwen2.5-0.5b", "model.path=null"], "needs model.path"),
+    ],
+)
+def test_cross_field_checks_name_the_fix(composer, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        validate(composer(*overrides))
