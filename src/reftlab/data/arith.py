@@ -1,0 +1,227 @@
+"""``arith``: a synthetic, seeded word-problem set with natural and program solutions.
+
+It is the embedded default data for a tiny model trained from scratch on a CPU, so the language
+is small (four names, five objects, five verbs), numbers are mostly one or two digits, answers
+are non-negative integers, and chains of thought are one short equation per step::
+
+    Tom has 12 apples. He buys 5 more. He gives away 4. How many apples does Tom have now?
+    cot:      12 + 5 = 17.\\n17 - 4 = 13.\\nThe answer is 13.
+    program:  def solution():
+                  apples = 12
+                  bought = 5
+                  total = apples + bought
+                  given = 4
+                  left = total - given
+                  return left
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from reftlab.data.records import Example
+
+NAMES = (("Tom", "He"), ("Ben", "He"), ("Ann", "She"), ("Mia", "She"))
+OBJECTS = ("apples", "pens", "cards", "eggs", "books")
+# Share of one-, two- and three-step problems: graded, so a small model learns the easy ones
+# first and still sees longer chains.
+STEP_WEIGHTS = (0.4, 0.4, 0.2)
+MAX_START = 30
+# Running values stay at or below this, so answers are at most three digits.
+MAX_VALUE = 120
+MAX_CONSECUTIVE_REPEATS = 1000
+
+
+@dataclass(frozen=True)
+class Step:
+    """One operation on the running count: ``result = value <op> operand``."""
+
+    op: str
+    operand: int
+    sentence: str
+    operand_name: str
+    result_name: str
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A generated problem before it is rendered as text and program."""
+
+    name: str
+    pronoun: str
+    obj: str
+    start: int
+    steps: tuple[Step, ...]
+
+
+def generate_arith(
+    n: int,
+    seed: int,
+    max_steps: int = 3,
+    step_weights: Sequence[float] = STEP_WEIGHTS,
+    verbose_cot: bool = False,
+    id_prefix: str = "arith",
+) -> list[Example]:
+    """Generate ``n`` distinct problems, deterministically for a given ``seed``.
+
+    ``max_steps`` (1-3) caps the number of operations; ``step_weights[k]`` is the relative share
+    of ``k + 1``-step problems. ``verbose_cot`` restates each sentence before its equation
+    (longer, more natural). Ids are ``<id_prefix>_<index>``.
+    """
+    if not 1 <= max_steps <= len(step_weights):
+        raise ValueError(f"max_steps must be between 1 and {len(step_weights)}, got {max_steps}")
+    if n < 0:
+        raise ValueError(f"n must be non-negative, got {n}")
+    rng = random.Random(seed)
+    weights = list(step_weights[:max_steps])
+    seen: set[str] = set()
+    examples: list[Example] = []
+    misses = 0
+    while len(examples) < n:
+        n_steps = rng.choices(range(1, max_steps + 1), weights=weights)[0]
+        problem = sample_problem(rng, n_steps)
+        question = format_question(problem)
+        if question in seen:
+            # Tens of thousands of problems exist per step count; a long run of repeats means
+            # the request exceeds the question space (e.g. a million one-step problems).
+            misses += 1
+            if misses > MAX_CONSECUTIVE_REPEATS:
+                raise ValueError(
+                    f"could only generate {len(examples)} distinct problems with "
+                    f"max_steps={max_steps}, asked for {n}"
+                )
+            continue
+        misses = 0
+        seen.add(question)
+        cot = format_cot(problem, verbose_cot)
+        program = format_program(problem)
+        example_id = f"{id_prefix}_{len(examples)}"
+        examples.append(Example(example_id, question, str(solve(problem)), cot, program))
+    return examples
+
+
+def generate_arith_splits(
+    n_train: int, n_test: int, seed: int, **kwargs
+) -> tuple[list[Example], list[Example]]:
+    """Train and test sets with no question in common (ids ``arith_train_i``, ``arith_test_i``).
+
+    The test set is drawn first, so it stays the same when only ``n_train`` changes.
+    ``kwargs`` go to ``generate_arith``.
+    """
+    examples = generate_arith(n_test + n_train, seed, **kwargs)
+    test = [replace(e, id=f"arith_test_{i}") for i, e in enumerate(examples[:n_test])]
+    train = [replace(e, id=f"arith_train_{i}") for i, e in enumerate(examples[n_test:])]
+    return train, test
+
+
+def sample_problem(rng: random.Random, n_steps: int) -> Problem:
+    """Draw a start count and ``n_steps`` operations that keep the count in ``[1, MAX_VALUE]``."""
+    name, pronoun = rng.choice(NAMES)
+    obj = rng.choice(OBJECTS)
+    start = rng.randint(2, MAX_START)
+    value, steps, used = start, [], {obj}
+    for _ in range(n_steps):
+        step = sample_step(rng, value, pronoun, used)
+        used |= {step.operand_name, step.result_name}
+        value = apply_step(value, step)
+        steps.append(step)
+    return Problem(name, pronoun, obj, start, tuple(steps))
+
+
+def sample_step(rng: random.Random, value: int, pronoun: str, used: set[str]) -> Step:
+    """One operation allowed at ``value``; variable names avoid those in ``used``."""
+    choices = ["+"] if value < MAX_VALUE else []
+    if value >= 2:
+        choices.append("-")
+    if 2 * value <= MAX_VALUE:
+        choices.append("*")
+    divisors = [d for d in range(2, 6) if value % d == 0]
+    if divisors:
+        choices.append("/")
+    op = rng.choice(choices)
+    if op == "+":
+        b = rng.randint(1, min(20, MAX_VALUE - value))
+        return _step(op, b, f"{pronoun} buys {b} more.", "bought", "total", used)
+    if op == "-":
+        b = rng.randint(1, min(20, value - 1))
+        verb, operand_name = rng.choice((("gives away", "given"), ("loses", "lost")))
+        return _step(op, b, f"{pronoun} {verb} {b}.", operand_name, "left", used)
+    if op == "*":
+        b = rng.randint(2, min(5, MAX_VALUE // value))
+        return _step(op, b, f"{pronoun} then has {b} times as many.", "times", "total", used)
+    b = rng.choice(divisors)
+    sentence = f"{pronoun} shares them equally into {b} bags and keeps one."
+    return _step(op, b, sentence, "bags", "kept", used)
+
+
+def apply_step(value: int, step: Step) -> int:
+    """The running count after ``step`` (division is exact by construction)."""
+    if step.op == "+":
+        return value + step.operand
+    if step.op == "-":
+        return value - step.operand
+    if step.op == "*":
+        return value * step.operand
+    return value // step.operand
+
+
+def solve(problem: Problem) -> int:
+    """The answer: the count after every step."""
+    value = problem.start
+    for step in problem.steps:
+        value = apply_step(value, step)
+    return value
+
+
+def format_question(problem: Problem) -> str:
+    """``Tom has 12 apples. He buys 5 more. How many apples does Tom have now?``"""
+    sentences = [f"{problem.name} has {problem.start} {problem.obj}."]
+    sentences += [step.sentence for step in problem.steps]
+    sentences.append(f"How many {problem.obj} does {problem.name} have now?")
+    return " ".join(sentences)
+
+
+def format_cot(problem: Problem, verbose: bool = False) -> str:
+    """One line per step, ``12 + 5 = 17.``, then ``The answer is 17.``; ``verbose`` restates the
+    question's sentences before each equation."""
+    lines = [f"{problem.name} has {problem.start} {problem.obj}."] if verbose else []
+    value = problem.start
+    for step in problem.steps:
+        result = apply_step(value, step)
+        equation = f"{value} {step.op} {step.operand} = {result}."
+        lines.append(f"{step.sentence} {equation}" if verbose else equation)
+        value = result
+    lines.append(f"The answer is {value}.")
+    return "\n".join(lines)
+
+
+def format_program(problem: Problem) -> str:
+    """A ``def solution():`` program with one named variable per quantity."""
+    lines = ["def solution():", f"    {problem.obj} = {problem.start}"]
+    current = problem.obj
+    for step in problem.steps:
+        # Integer division: the division is exact, and the answer stays an int.
+        op = "//" if step.op == "/" else step.op
+        lines.append(f"    {step.operand_name} = {step.operand}")
+        lines.append(f"    {step.result_name} = {current} {op} {step.operand_name}")
+        current = step.result_name
+    lines.append(f"    return {current}")
+    return "\n".join(lines)
+
+
+def _step(
+    op: str, operand: int, sentence: str, operand_name: str, result_name: str, used: set[str]
+) -> Step:
+    return Step(op, operand, sentence, _fresh(operand_name, used), _fresh(result_name, used))
+
+
+def _fresh(name: str, used: set[str]) -> str:
+    # A repeated operation gets total2, total3, ... so no variable is silently reassigned.
+    if name not in used:
+        return name
+    suffix = 2
+    while f"{name}{suffix}" in used:
+        suffix += 1
+    return f"{name}{suffix}"
