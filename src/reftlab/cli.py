@@ -98,9 +98,13 @@ def _check_keys(overrides) -> None:
                 close = difflib.get_close_matches(part, list(fields), n=3)
                 where = f" in {prefix}" if prefix else ""
                 if close:
-                    fail(f"unknown key '{override.key_or_group}'; did you mean {' or '.join(close)}?")
-                fail(f"unknown key '{override.key_or_group}'; known keys{where}: "
-                     f"{', '.join(sorted(fields))}")
+                    fail(
+                        f"unknown key '{override.key_or_group}'; did you mean {' or '.join(close)}?"
+                    )
+                fail(
+                    f"unknown key '{override.key_or_group}'; known keys{where}: "
+                    f"{', '.join(sorted(fields))}"
+                )
             node = fields[part].type
             node = _SCHEMA_TYPES.get(node, node) if isinstance(node, str) else node
 

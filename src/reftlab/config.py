@@ -64,6 +64,7 @@ class MethodConfig:
     advantage: str = "gae"
     policy_loss: str = "ppo_clip"
     reward_shape: str = "partial"
+    partial_reward: float = 0.1
     kl_coef: float = 0.05
     kl_estimator: str = "k1"
     kl_penalty: str = "reward"
@@ -223,15 +224,26 @@ def validate(run: RunConfig) -> None:
     _one_of(run.logger.name, LOGGERS, "logger")
     _one_of(run.cot.answer_fallback, ("last_number", "none"), "cot.answer_fallback")
 
-    for key in ("sft_lr", "rl_lr", "sft_batch_size", "batch_size", "mini_batch_size",
-                "rollouts_per_query", "ppo_epochs", "temperature", "samples_per_question",
-                "rejection_samples"):
+    for key in (
+        "sft_lr",
+        "rl_lr",
+        "sft_batch_size",
+        "batch_size",
+        "mini_batch_size",
+        "rollouts_per_query",
+        "ppo_epochs",
+        "temperature",
+        "samples_per_question",
+        "rejection_samples",
+    ):
         _positive(getattr(m, key), f"method.{key}")
     _positive(m.clip_range, "method.clip_range")
     _positive(m.value_clip_range, "method.value_clip_range")
     _positive(run.eval.samples, "eval.samples")
     if m.warmup_epochs < 0 or m.rl_epochs < 0:
         raise ConfigError("method.warmup_epochs and method.rl_epochs must be >= 0")
+    if not 0.0 <= m.partial_reward < 1.0:
+        raise ConfigError(f"method.partial_reward={m.partial_reward} must lie in [0, 1)")
     if m.kl_coef < 0:
         raise ConfigError(f"method.kl_coef={m.kl_coef} must be >= 0")
     if not 0.0 <= m.gamma <= 1.0 or not 0.0 <= m.lam <= 1.0:
@@ -257,11 +269,17 @@ def validate(run: RunConfig) -> None:
     if not 0.0 <= m.plain_fraction <= 1.0:
         raise ConfigError(f"method.plain_fraction={m.plain_fraction} must lie in [0, 1]")
     if m.name == "prefixrl" and m.trace_source == "file" and not m.trace_file:
-        raise ConfigError("method.trace_source=file needs method.trace_file=PATH (a JSONL of traces)")
+        raise ConfigError(
+            "method.trace_source=file needs method.trace_file=PATH (a JSONL of traces)"
+        )
     if m.name == "sft" and m.warmup_epochs == 0:
-        raise ConfigError("method=sft with method.warmup_epochs=0 trains nothing; set it to 1 or more")
+        raise ConfigError(
+            "method=sft with method.warmup_epochs=0 trains nothing; set it to 1 or more"
+        )
     if run.eval.rerank and run.eval.samples < 2:
-        raise ConfigError("eval.rerank=true picks the best of several samples; set eval.samples >= 2")
+        raise ConfigError(
+            "eval.rerank=true picks the best of several samples; set eval.samples >= 2"
+        )
     if d.name == "arith" and (d.train_size <= 0 or d.test_size <= 0):
         raise ConfigError("dataset=arith needs dataset.train_size and dataset.test_size > 0")
     if d.name != "arith" and not (d.hub_id or d.path or d.test_file):

@@ -110,7 +110,8 @@ def format_plan(plan: dict) -> str:
         "  stages:  " + " -> ".join(plan["stages"]),
         f"  train:   {plan['splits']['train']}",
         f"  test:    {plan['splits']['test']}",
-        "  schedule: " + ", ".join(f"{k}={v}" for k, v in plan["schedule"].items() if v is not None),
+        "  schedule: "
+        + ", ".join(f"{k}={v}" for k, v in plan["schedule"].items() if v is not None),
         f"  outputs: {plan['output_dir']}",
     ]
     lines += [f"    {name:<14} {what}" for name, what in plan["artifacts"].items()]

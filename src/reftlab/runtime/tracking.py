@@ -25,7 +25,9 @@ class MetricsLogger:
     metrics (``train/reward_mean``, ``eval/accuracy``, ...).
     """
 
-    def __init__(self, run_dir: Path, wandb_cfg: dict[str, Any] | None = None, enabled: bool = True):
+    def __init__(
+        self, run_dir: Path, wandb_cfg: dict[str, Any] | None = None, enabled: bool = True
+    ):
         self.path = Path(run_dir) / "metrics.jsonl"
         self.enabled = enabled
         self._wandb = None
@@ -49,11 +51,18 @@ class MetricsLogger:
             self._wandb.finish()
 
 
-def _start_wandb(run_dir: Path, project: str, mode: str, entity: str | None, config: dict, name: str):
+def _start_wandb(
+    run_dir: Path, project: str, mode: str, entity: str | None, config: dict, name: str
+):
     import wandb
 
     return wandb.init(
-        project=project, entity=entity, mode=mode, dir=str(run_dir), config=config, name=name,
+        project=project,
+        entity=entity,
+        mode=mode,
+        dir=str(run_dir),
+        config=config,
+        name=name,
         reinit=True,
     )
 
@@ -75,5 +84,7 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
 def write_json_atomic(path: Path, payload: Any) -> None:
     """Write JSON via a temporary file and a rename, so readers never see half a file."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+    tmp.write_text(
+        json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8"
+    )
     os.replace(tmp, path)

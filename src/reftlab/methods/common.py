@@ -1,0 +1,211 @@
+"""What every method shares: the environment of a run, the warm-up, evaluation, RL settings."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from reftlab.config import RunConfig
+from reftlab.data import Example, format_prompt, format_target
+from reftlab.datasets import Splits, load_splits
+from reftlab.evaluate import evaluate_model
+from reftlab.models.value import PolicyWithValue, unwrap_policy
+from reftlab.plan import Schedule, make_schedule
+from reftlab.policy import load_base_model, load_checkpoint, save_checkpoint
+from reftlab.runtime.context import RunContext, seed_everything
+from reftlab.runtime.reuse import cached_stage, stage_key
+from reftlab.scoring import Scorer, make_scorer
+from reftlab.stages.rl import RLSettings, rl_steps_for
+from reftlab.stages.sft import SFTSettings, train_sft
+
+
+@dataclass
+class Env:
+    """One run's fixed surroundings, built once in `setup` and passed to every stage."""
+
+    run: RunConfig
+    schedule: Schedule
+    ctx: RunContext
+    accelerator: Any
+    splits: Splits
+    tokenizer: Any
+    scorer: Scorer
+    run_dir: Path
+
+    def prompt(self, example: Example) -> str:
+        return format_prompt(self.run.cot.prompt_template, example)
+
+    def target(self, example: Example) -> str:
+        return format_target(example, self.run.cot.name)
+
+
+def make_accelerator(precision: str):
+    from accelerate import Accelerator
+
+    if precision == "auto":
+        use_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        mixed = "bf16" if use_bf16 else "no"
+    else:
+        mixed = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[precision]
+    return Accelerator(mixed_precision=mixed, cpu=not torch.cuda.is_available())
+
+
+def setup(run: RunConfig, ctx: RunContext) -> tuple[Env, torch.nn.Module]:
+    """Seed, load the data and the base model; return the environment and the base model."""
+    seed_everything(run.seed)
+    schedule = make_schedule(run)
+    splits = load_splits(run)
+    for split, source in splits.sources.items():
+        print(f"[data] {split}: {len(getattr(splits, split))} examples from {source}", flush=True)
+    model, tokenizer = load_base_model(run, splits)
+    accelerator = make_accelerator(run.precision)
+    model.to(accelerator.device)
+    scorer = make_scorer(run)
+    env = Env(run, schedule, ctx, accelerator, splits, tokenizer, scorer, ctx.run_dir)
+    return env, model
+
+
+def sft_settings(env: Env, epochs: int) -> SFTSettings:
+    m = env.run.method
+    return SFTSettings(
+        epochs=epochs,
+        lr=m.sft_lr,
+        batch_size=m.sft_batch_size,
+        max_length=env.run.model.max_length,
+        seed=env.run.seed,
+    )
+
+
+def sft_pairs(env: Env, examples: list[Example]) -> tuple[list[str], list[str]]:
+    return [env.prompt(e) for e in examples], [env.target(e) for e in examples]
+
+
+def evaluate(env: Env, model, name: str) -> dict[str, float]:
+    """Evaluate on the test split; predictions go to `predictions/<name>.jsonl`."""
+    s, e = env.schedule, env.run.eval
+    return evaluate_model(
+        unwrap_policy(model),
+        env.tokenizer,
+        env.splits.test,
+        env.prompt,
+        env.scorer,
+        batch_size=e.batch_size,
+        max_new_tokens=s.max_new_tokens,
+        samples=s.eval_samples,
+        temperature=e.temperature,
+        seed=env.run.seed,
+        predictions_path=env.run_dir / "predictions" / f"{name}.jsonl",
+        desc=name,
+        show_progress=env.ctx.is_main,
+    )
+
+
+def warmup_key(env: Env, epochs: int) -> str:
+    """Everything the warm-up's weights and its test accuracy depend on."""
+    run = env.run
+    m = run.method
+    return stage_key(
+        stage="sft_warmup",
+        model=run.model,
+        dataset=run.dataset,
+        cot=run.cot,
+        seed=run.seed,
+        epochs=epochs,
+        lr=m.sft_lr,
+        batch_size=m.sft_batch_size,
+        precision=run.precision,
+        max_train=run.budget.max_train_examples,
+        max_test=run.budget.max_test_examples,
+        max_new_tokens=env.schedule.max_new_tokens,
+        eval=run.eval,
+    )
+
+
+def warmup(env: Env, model, stage: str = "sft_warmup", epochs: int | None = None):
+    """SFT warm-up on the gold CoTs, then its test accuracy; reused from the cache when a run with
+    identical upstream settings already trained it. Returns (model, metrics)."""
+    epochs = env.schedule.warmup_epochs if epochs is None else epochs
+
+    def build(folder: Path) -> dict[str, Any]:
+        prompts, targets = sft_pairs(env, env.splits.train)
+        train_sft(
+            model,
+            env.tokenizer,
+            prompts,
+            targets,
+            sft_settings(env, epochs),
+            env.ctx,
+            env.accelerator,
+            stage,
+        )
+        metrics = evaluate(env, model, stage)
+        save_checkpoint(model, env.tokenizer, folder)
+        return {"metrics": metrics, "global_step": env.ctx.global_step}
+
+    def run_stage() -> dict[str, Any]:
+        key = warmup_key(env, epochs)
+        folder, info, reused = cached_stage(Path(env.run.cache_dir), stage, key, build)
+        if reused:
+            env.ctx.global_step = max(env.ctx.global_step, info["global_step"])
+            print(
+                f"[{stage}] reusing the warm-up trained by an earlier run with identical "
+                f"settings: {folder}",
+                flush=True,
+            )
+        env.ctx.log({**info["metrics"], "reused": int(reused)}, stage=stage)
+        return {"model_dir": str(folder), "metrics": info["metrics"], "reused": reused}
+
+    result = env.ctx.stage(stage, run_stage)
+    model = load_checkpoint(result["model_dir"], env.accelerator.device)
+    return model, result["metrics"]
+
+
+def rl_settings(env: Env, n_questions: int) -> RLSettings:
+    m, s = env.run.method, env.schedule
+    return RLSettings(
+        steps=rl_steps_for(n_questions, m.batch_size, s.rl_epochs, s.max_rl_steps),
+        batch_size=m.batch_size,
+        mini_batch_size=m.mini_batch_size,
+        rollouts_per_query=m.rollouts_per_query,
+        ppo_epochs=m.ppo_epochs,
+        lr=m.rl_lr,
+        advantage=m.advantage,
+        policy_loss=m.policy_loss,
+        kl_coef=m.kl_coef,
+        kl_estimator=m.kl_estimator,
+        kl_penalty=m.kl_penalty,
+        gamma=m.gamma,
+        lam=m.lam,
+        clip_range=m.clip_range,
+        value_clip_range=m.value_clip_range,
+        vf_coef=m.vf_coef,
+        whiten_advantages=m.whiten_advantages,
+        temperature=m.temperature,
+        top_p=m.top_p,
+        max_new_tokens=s.max_new_tokens,
+        seed=env.run.seed,
+    )
+
+
+def with_value_head(env: Env, model) -> PolicyWithValue:
+    return PolicyWithValue(unwrap_policy(model), env.run.method.value_model).to(
+        env.accelerator.device
+    )
+
+
+def frozen_copy(model) -> torch.nn.Module:
+    ref = copy.deepcopy(unwrap_policy(model)).eval()
+    ref.requires_grad_(False)
+    return ref
+
+
+def finish_stage(env: Env, stage: str, model) -> dict[str, str]:
+    """Save the stage's final weights in the run dir; a resumed run reloads them from there."""
+    folder = env.ctx.checkpoint_dir(stage) / "final"
+    if env.ctx.is_main:
+        save_checkpoint(model, env.tokenizer, folder)
+    return {"model_dir": str(folder)}

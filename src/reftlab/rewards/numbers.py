@@ -1,0 +1,133 @@
+"""Reading numbers as people and models write them, and deciding when two are the same answer.
+
+Choices made here (the reward depends on them):
+
+- Thousands separators are dropped (``850,000`` is 850000); ``203.0`` equals ``203``.
+- Fractions and mixed numbers are exact values (``3/4``, ``15 / 8``, ``2 1/2``).
+- A percentage keeps its number: ``45%`` is 45, never 0.45, because GSM8K and MathQA golds for
+  "what percent" questions are written as 45. A gold of 0.45 therefore does not match ``45%``.
+- Scientific notation (``1.5e6``, ``2E-3``) is read; ``x 10^6`` is not.
+- Two numbers match when they differ by at most ``max(abs_tol, rel_tol * |gold|)``; defaults
+  1e-9 absorb float noise only, so 1234568 never passes for 1234567.
+- Written precision (``rounding=True``): a number written with at least two decimals stands
+  for every value that rounds to it, i.e. it matches within half a unit of its last digit.
+  One decimal is not enough, so that a float's ``repr`` (``"9.0"``) stays exact. ``0.42``
+  matches 0.4166666666666667 (MathQA-numeric); a gold ``3.333`` (ReFT's SVAMP files round
+  their golds) matches 3.3333333. ``0.4`` does not match 0.41666, nor ``3.54`` 3.5. Either
+  side's precision counts, so a rounded gold accepts any value that rounds to it.
+- ReFT's own comparison is ``abs(pred - gold) <= 1e-2``: pass ``rel_tol=0, abs_tol=1e-2,
+  rounding=False`` to reproduce it exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+DEFAULT_REL_TOL = 1e-9
+DEFAULT_ABS_TOL = 1e-9
+
+_NUMBER = re.compile(
+    r"""
+    (?<!\w)(?<!\d\.)                                  # not inside a word or another number
+    (?P<sign>[-+\u2212]?)
+    (?:
+        (?P<whole>\d+)[ \t]+(?P<mnum>\d+)[ \t]*/[ \t]*(?P<mden>\d+)(?![\d.,]\d)   # 2 1/2
+      | (?P<num>\d+)[ \t]*/[ \t]*(?P<den>\d+)(?![\d.,]\d)                         # 3/4, 15 / 8
+      | (?=\.?\d)
+        (?P<int>\d{1,3}(?:,\d{3})+(?!\d)|\d+)?
+        (?:\.(?P<frac>\d+))?
+        (?:[eE](?P<exp>[-+]?\d+)(?!\w))?
+    )
+    (?P<pct>[ \t]*%)?
+    """,
+    re.VERBOSE,
+)
+
+
+@dataclass(frozen=True)
+class WrittenNumber:
+    """A number found in text: its value and how precisely it was written.
+
+    ``text`` is a canonical spelling without thousands separators (``"850000"``, ``"-3/4"``,
+    ``"45%"``). ``decimals`` counts the digits written after the point (``"0.420"`` -> 3,
+    ``"9.0"`` -> 1; fractions and exponents -> 0).
+    """
+
+    value: float
+    text: str
+    decimals: int = 0
+
+
+def _build(match: re.Match[str]) -> WrittenNumber | None:
+    sign = -1.0 if match["sign"] in ("-", "\u2212") else 1.0
+    prefix = "-" if sign < 0 else ""
+    suffix = "%" if match["pct"] else ""
+    if match["mden"] is not None or match["den"] is not None:
+        whole = int(match["whole"] or 0)
+        num = int(match["mnum"] or match["num"])
+        den = int(match["mden"] or match["den"])
+        if den == 0:
+            return None
+        body = f"{whole} {num}/{den}" if match["whole"] else f"{num}/{den}"
+        return WrittenNumber(sign * (whole + num / den), f"{prefix}{body}{suffix}")
+    digits = (match["int"] or "0").replace(",", "")
+    frac, exp = match["frac"] or "", match["exp"]
+    body = digits + (f".{frac}" if frac else "") + (f"e{exp}" if exp else "")
+    try:
+        value = float(body)
+    except OverflowError:
+        return None
+    if not math.isfinite(value):
+        return None
+    decimals = 0 if exp else len(frac)
+    return WrittenNumber(sign * value, f"{prefix}{body}{suffix}", decimals)
+
+
+def iter_numbers(text: str) -> Iterator[tuple[WrittenNumber, int, int]]:
+    """Every number in ``text`` with its ``(start, end)`` character span, left to right.
+
+    A sign counts only when glued to the digits and not preceded by a word character, so
+    ``20-12`` gives 20 and 12, while ``-12`` and ``(-12)`` give -12.
+    """
+    for match in _NUMBER.finditer(text):
+        if match.group().strip():
+            number = _build(match)
+            if number is not None:
+                yield number, match.start(), match.end()
+
+
+def find_numbers(text: str) -> list[WrittenNumber]:
+    """Every number in ``text``, left to right (see ``iter_numbers``)."""
+    return [number for number, _, _ in iter_numbers(text)]
+
+
+def parse_number(text: str) -> WrittenNumber | None:
+    """The first number in ``text`` (``"$1,200.50"`` -> 1200.5, ``"<203>."`` -> 203), or None."""
+    return next((number for number, _, _ in iter_numbers(text)), None)
+
+
+def rounding_slack(number: WrittenNumber) -> float:
+    """Half a unit of the last written digit, for numbers written with two or more decimals."""
+    return 0.5 * 10.0**-number.decimals if number.decimals >= 2 else 0.0
+
+
+def numbers_match(
+    pred: WrittenNumber,
+    gold: WrittenNumber,
+    *,
+    rel_tol: float = DEFAULT_REL_TOL,
+    abs_tol: float = DEFAULT_ABS_TOL,
+    rounding: bool = True,
+) -> bool:
+    """Whether ``pred`` is the same answer as ``gold`` (see the module docstring for the rules)."""
+    diff = abs(pred.value - gold.value)
+    if diff <= max(abs_tol, rel_tol * abs(gold.value)):
+        return True
+    if not rounding:
+        return False
+    slack = max(rounding_slack(pred), rounding_slack(gold))
+    # The relative epsilon keeps exact half-way cases (0.33335 vs 0.3333) on the inside.
+    return diff <= slack * (1 + 1e-9)

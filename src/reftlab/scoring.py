@@ -1,0 +1,75 @@
+"""The reward of a run: the `cot` and `method.reward_shape` config applied to `reftlab.rewards`.
+
+N-CoT completions are scored in-process; P-CoT completions are programs, run in a batch by the
+sandbox pool (created on first use, closed with the scorer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from reftlab.config import RunConfig
+from reftlab.data import Example
+from reftlab.rewards.numbers import parse_number
+from reftlab.rewards.programs import extract_program
+from reftlab.rewards.score import Score, is_choice, score_natural, score_number, score_program
+
+
+class Scorer:
+    """Scores completions against examples; one per run, used by training and evaluation."""
+
+    def __init__(self, cot: str, partial_reward: float, markers: Sequence[str], fallback: str,
+                 program_timeout_s: float, workers: int | None = None):
+        self.cot = cot
+        self.partial_reward = partial_reward
+        self.markers = tuple(markers)
+        self.fallback = fallback
+        self.program_timeout_s = program_timeout_s
+        self.workers = workers
+        self._pool = None
+
+    def _sandbox(self):
+        if self._pool is None:
+            from reftlab.sandbox.pool import SandboxPool
+
+            self._pool = SandboxPool(self.workers, timeout_s=self.program_timeout_s)
+        return self._pool
+
+    def score(self, completions: Sequence[str], examples: Sequence[Example]) -> list[Score]:
+        if len(completions) != len(examples):
+            raise ValueError(f"{len(completions)} completions for {len(examples)} examples")
+        if self.cot == "program":
+            results = self._sandbox().run([extract_program(c) for c in completions])
+            return [score_program(r, e, partial_reward=self.partial_reward)
+                    for r, e in zip(results, examples, strict=True)]
+        return [score_natural(c, e, partial_reward=self.partial_reward, markers=self.markers,
+                              fallback=self.fallback)
+                for c, e in zip(completions, examples, strict=True)]
+
+    def answer_key(self, answer: str) -> object:
+        """Equivalence class of an extracted answer, for voting ("18" and "18.0" vote together)."""
+        number = parse_number(answer)
+        return round(number.value, 6) if number is not None else answer.strip().lower()
+
+    def is_correct(self, answer: str, example: Example) -> bool:
+        """Whether an already extracted answer is right (used for the voted answer)."""
+        if is_choice(example):
+            return answer.strip().lower() == example.answer.strip().lower()
+        return score_number(parse_number(answer), example).correct
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def __enter__(self) -> Scorer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def make_scorer(run: RunConfig) -> Scorer:
+    m, c = run.method, run.cot
+    partial = m.partial_reward if m.reward_shape == "partial" else 0.0
+    return Scorer(c.name, partial, c.answer_markers, c.answer_fallback, c.program_timeout_s)

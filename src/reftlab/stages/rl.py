@@ -1,0 +1,301 @@
+"""The one RL engine: rollouts -> scores -> per-token rewards -> advantages -> loss -> update.
+
+ReFT, the bandit baseline and PrefixRL are this loop with different parts, chosen by name from
+the registries in `reftlab.rl` (see DESIGN.md, "One RL engine, many methods"):
+
+    for each step:
+        rollouts      = sample(policy, prompts, rollouts_per_query)
+        scores        = outcome rewards of the completions                  (B,)
+        old_logprobs, old_values = policy(rollouts); ref_logprobs = ref(rollouts)   (B, T)
+        rewards       = scores at the last token [- kl_coef * KL per token]  (B, T)
+        advantages, returns = ADVANTAGES[advantage](rewards, old_values, ...)
+        for ppo_epochs, for minibatches:
+            loss = POLICY_LOSSES[policy_loss](...) [+ vf_coef * value_loss] [+ kl_coef * KL]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from reftlab.data import Example
+from reftlab.rl import (
+    explained_variance,
+    get_advantage_estimator,
+    get_kl_estimator,
+    get_policy_loss,
+    kl_penalized_rewards,
+    masked_mean,
+    value_loss,
+    whiten,
+)
+from reftlab.rollout import (
+    RolloutBatch,
+    compute_logprobs,
+    compute_logprobs_and_values,
+    generate,
+)
+from reftlab.runtime.context import RunContext
+from reftlab.scoring import Scorer
+
+
+@dataclass(frozen=True)
+class RLSettings:
+    steps: int
+    batch_size: int
+    mini_batch_size: int
+    rollouts_per_query: int
+    ppo_epochs: int
+    lr: float
+    advantage: str
+    policy_loss: str
+    kl_coef: float
+    kl_estimator: str
+    kl_penalty: str
+    gamma: float
+    lam: float
+    clip_range: float | None
+    value_clip_range: float | None
+    vf_coef: float
+    whiten_advantages: bool
+    temperature: float
+    top_p: float
+    max_new_tokens: int
+    seed: int
+    max_grad_norm: float = 1.0
+
+    @property
+    def uses_values(self) -> bool:
+        return self.advantage == "gae"
+
+
+def rl_steps_for(n_questions: int, batch_size: int, epochs: int, cap: int | None) -> int:
+    steps = math.ceil(n_questions / batch_size) * epochs
+    return steps if cap is None else min(steps, cap)
+
+
+def question_batch(
+    examples: Sequence[Example], step: int, batch_size: int, seed: int
+) -> list[Example]:
+    """The questions of RL step `step`: a fresh permutation every pass over the data."""
+    per_epoch = math.ceil(len(examples) / batch_size)
+    epoch, index = divmod(step, per_epoch)
+    generator = torch.Generator().manual_seed(seed * 7919 + epoch)
+    order = torch.randperm(len(examples), generator=generator).tolist()
+    return [examples[i] for i in order[index * batch_size : (index + 1) * batch_size]]
+
+
+def forward_logprobs(model, batch: RolloutBatch, temperature: float, with_values: bool = False):
+    """(logprobs, values or None), both (B, T), of the batch's response tokens."""
+    args = (batch.input_ids, batch.attention_mask, batch.response_mask, temperature)
+    if with_values:
+        return compute_logprobs_and_values(model, *args)
+    return compute_logprobs(model, *args), None
+
+
+def select_rows(batch: RolloutBatch, rows: torch.Tensor) -> RolloutBatch:
+    """The minibatch `rows` of a rollout batch (texts included)."""
+    picked = rows.tolist()
+    return RolloutBatch(
+        query_ids=batch.query_ids[rows],
+        response_ids=batch.response_ids[rows],
+        input_ids=batch.input_ids[rows],
+        attention_mask=batch.attention_mask[rows],
+        response_mask=batch.response_mask[rows],
+        texts=[batch.texts[i] for i in picked],
+        group_ids=batch.group_ids[rows],
+    )
+
+
+def step_seed(seed: int, step: int) -> int:
+    """Sampling and shuffling seed of one step: reproducible, and the same after a resume."""
+    return seed * 1_000_003 + step
+
+
+@dataclass
+class Experience:
+    """One step's rollouts with everything the update needs; all tensors (B, T) unless noted."""
+
+    batch: RolloutBatch
+    old_logprobs: torch.Tensor
+    old_values: torch.Tensor | None
+    ref_logprobs: torch.Tensor | None
+    advantages: torch.Tensor
+    returns: torch.Tensor
+    scores: torch.Tensor  # (B,)
+    kl: torch.Tensor
+
+
+@torch.no_grad()
+def make_experience(
+    policy, ref_model, batch: RolloutBatch, scores: torch.Tensor, s: RLSettings
+) -> Experience:
+    mask = batch.response_mask
+    old_logprobs, old_values = forward_logprobs(
+        policy, batch, s.temperature, with_values=s.uses_values
+    )
+    needs_ref = s.kl_coef > 0 and ref_model is not None
+    ref_logprobs = forward_logprobs(ref_model, batch, s.temperature)[0] if needs_ref else None
+
+    if needs_ref and s.kl_penalty == "reward":
+        rewards, kl = kl_penalized_rewards(
+            scores, old_logprobs, ref_logprobs, mask, s.kl_coef, s.kl_estimator
+        )
+    else:
+        rewards, kl = kl_penalized_rewards(scores, old_logprobs, old_logprobs, mask, 0.0, "k1")
+        if needs_ref:
+            kl = get_kl_estimator(s.kl_estimator)(old_logprobs, ref_logprobs) * mask
+    estimate = get_advantage_estimator(s.advantage)
+    advantages, returns = estimate(rewards, old_values, mask, batch.group_ids, s.gamma, s.lam)
+    if s.whiten_advantages:
+        advantages = whiten(advantages, mask) * mask
+    return Experience(
+        batch, old_logprobs, old_values, ref_logprobs, advantages, returns, scores, kl
+    )
+
+
+def update_policy(
+    policy, optimizer, accelerator, exp: Experience, s: RLSettings, generator: torch.Generator
+) -> dict[str, float]:
+    """`ppo_epochs` passes of minibatch updates over one step's experience."""
+    policy_loss_fn = get_policy_loss(s.policy_loss)
+    n = exp.batch.response_mask.size(0)
+    stats: dict[str, list[float]] = {}
+    for _ in range(s.ppo_epochs):
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n, s.mini_batch_size):
+            rows = order[start : start + s.mini_batch_size]
+            mb = select_rows(exp.batch, rows)
+            mb_mask = mb.response_mask
+            with accelerator.autocast():
+                logprobs, values = forward_logprobs(
+                    policy, mb, s.temperature, with_values=s.uses_values
+                )
+            pg_loss, pg_stats = policy_loss_fn(
+                logprobs, exp.old_logprobs[rows], exp.advantages[rows], mb_mask, s.clip_range
+            )
+            loss = pg_loss
+            mb_stats = {"policy_loss": pg_loss.item(), **{k: v.item() for k, v in pg_stats.items()}}
+            if s.uses_values:
+                v_loss, v_stats = value_loss(
+                    values, exp.old_values[rows], exp.returns[rows], mb_mask, s.value_clip_range
+                )
+                loss = loss + s.vf_coef * v_loss
+                mb_stats["value_loss"] = v_loss.item()
+                mb_stats["value_clipfrac"] = v_stats["clipfrac"].item()
+            if s.kl_coef > 0 and s.kl_penalty == "loss" and exp.ref_logprobs is not None:
+                kl = get_kl_estimator(s.kl_estimator)(logprobs, exp.ref_logprobs[rows])
+                loss = loss + s.kl_coef * masked_mean(kl, mb_mask)
+            accelerator.backward(loss)
+            mb_stats["grad_norm"] = float(
+                accelerator.clip_grad_norm_(policy.parameters(), s.max_grad_norm)
+            )
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            for key, value in mb_stats.items():
+                stats.setdefault(key, []).append(value)
+    return {key: sum(v) / len(v) for key, v in stats.items()}
+
+
+def step_metrics(exp: Experience, scored, update: dict[str, float]) -> dict[str, float]:
+    mask = exp.batch.response_mask
+    metrics = {
+        "train/reward_mean": exp.scores.mean().item(),
+        "train/accuracy": sum(s.correct for s in scored) / len(scored),
+        "train/extracted_rate": sum(s.extracted is not None for s in scored) / len(scored),
+        "train/kl": (exp.kl * mask).sum(dim=1).mean().item(),
+        "train/response_length": mask.sum(dim=1).float().mean().item(),
+        "train/advantage_mean": masked_mean(exp.advantages, mask).item(),
+    }
+    if exp.old_values is not None:
+        metrics["train/explained_var"] = explained_variance(
+            exp.old_values, exp.returns, mask
+        ).item()
+    metrics.update({f"train/{key}": value for key, value in update.items()})
+    return metrics
+
+
+def train_rl(
+    policy,
+    ref_model,
+    tokenizer,
+    questions: Sequence[Example],
+    make_prompt: Callable[[Example], str],
+    scorer: Scorer,
+    s: RLSettings,
+    ctx: RunContext,
+    accelerator,
+    stage: str,
+) -> dict[str, float]:
+    """Run `s.steps` RL steps on `questions`, updating `policy` in place; return last metrics."""
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=s.lr, weight_decay=0.0)
+    policy, optimizer = accelerator.prepare(policy, optimizer)
+    start = 0
+    checkpoint = ctx.latest_checkpoint(stage)
+    if checkpoint is not None:
+        state = torch.load(checkpoint.path / "trainer.pt", weights_only=False)
+        accelerator.unwrap_model(policy).load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        ctx.restore_step_checkpoint(checkpoint)
+        start = checkpoint.stage_step
+        print(f"[{stage}] resumed from {checkpoint.path.name} (global step {ctx.global_step})")
+
+    def save(folder: Path) -> None:
+        torch.save(
+            {
+                "model": accelerator.unwrap_model(policy).state_dict(),
+                "optimizer": optimizer.state_dict(),
+            },
+            folder / "trainer.pt",
+        )
+
+    metrics: dict[str, float] = {}
+    bar = tqdm(
+        total=s.steps,
+        initial=start,
+        desc=stage,
+        unit="step",
+        dynamic_ncols=True,
+        disable=not ctx.is_main,
+    )
+    for step in range(start, s.steps):
+        examples = question_batch(questions, step, s.batch_size, s.seed)
+        prompts = [make_prompt(e) for e in examples]
+        policy.eval()
+        batch = generate(
+            accelerator.unwrap_model(policy),
+            tokenizer,
+            prompts,
+            max_new_tokens=s.max_new_tokens,
+            temperature=s.temperature,
+            top_p=s.top_p,
+            do_sample=True,
+            num_return_sequences=s.rollouts_per_query,
+            seed=step_seed(s.seed, step),
+        )
+        rollout_examples = [e for e in examples for _ in range(s.rollouts_per_query)]
+        scored = scorer.score(batch.texts, rollout_examples)
+        scores = torch.tensor([x.reward for x in scored], dtype=torch.float32)
+        exp = make_experience(policy, ref_model, batch, scores, s)
+        policy.train()
+        shuffle = torch.Generator().manual_seed(step_seed(s.seed, step))
+        update = update_policy(policy, optimizer, accelerator, exp, s, shuffle)
+        ctx.global_step += 1
+        metrics = step_metrics(exp, scored, update)
+        ctx.log(metrics)
+        bar.set_postfix(
+            reward=f"{metrics['train/reward_mean']:.3f}",
+            acc=f"{metrics['train/accuracy']:.2f}",
+            kl=f"{metrics['train/kl']:.3f}",
+        )
+        bar.update(1)
+        if ctx.should_save(step + 1) and step + 1 < s.steps:
+            ctx.save_step_checkpoint(stage, step + 1, save)
+    bar.close()
+    policy.eval()
+    return metrics

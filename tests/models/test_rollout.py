@@ -1,0 +1,270 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+
+from reftlab.models import PolicyWithValue, disable_dropout
+from reftlab.rollout import (
+    collate_rollouts,
+    compute_logprobs,
+    compute_logprobs_and_values,
+    generate,
+    left_pad,
+    right_pad,
+    truncate_at_eos,
+)
+
+ENGINES = ["hf", "loop"]
+
+
+# --- pure helpers ----------------------------------------------------------------------------
+
+
+def test_left_and_right_pad():
+    ids, mask = left_pad([[5, 6, 7], [8]], pad_value=0)
+    assert ids.tolist() == [[5, 6, 7], [0, 0, 8]]
+    assert mask.tolist() == [[1, 1, 1], [0, 0, 1]]
+    ids, mask = right_pad([[5, 6, 7], [8]], pad_value=0)
+    assert ids.tolist() == [[5, 6, 7], [8, 0, 0]]
+    assert ids.dtype == torch.long
+    assert mask.tolist() == [[1, 1, 1], [1, 0, 0]]
+    values, _ = right_pad([[-0.5], [-1.0, -2.0]], pad_value=0.0)
+    assert values.tolist() == [[-0.5, 0.0], [-1.0, -2.0]]
+
+
+def test_truncate_at_eos_keeps_the_first_eos():
+    assert truncate_at_eos([4, 5, 2, 6, 2], eos_token_ids=[2]) == [4, 5, 2]
+    assert truncate_at_eos([2, 4], eos_token_ids=[2]) == [2]
+    assert truncate_at_eos([4, 5, 6], eos_token_ids=[2]) == [4, 5, 6]
+    assert truncate_at_eos([4, 9, 5, 2], eos_token_ids=[2, 9]) == [4, 9]
+
+
+def test_collate_layout():
+    # pad=0, EOS=2: queries [7 8 9] and [7]; responses [3 4 2] and [5]
+    batch = collate_rollouts([[7, 8, 9], [7]], [[3, 4, 2], [5]], pad_token_id=0)
+    assert batch["query_ids"].tolist() == [[7, 8, 9], [0, 0, 7]]
+    assert batch["response_ids"].tolist() == [[3, 4, 2], [5, 0, 0]]
+    assert batch["input_ids"].tolist() == [[7, 8, 9, 3, 4, 2], [0, 0, 7, 5, 0, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 0, 0]]
+    assert batch["response_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+
+
+# --- generation with the trained fixture model -------------------------------------------------
+
+
+def _prompts(trained_pairs):
+    return [prompt for prompt, _ in trained_pairs]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_greedy_is_deterministic_and_stops_at_eos(trained_model, tokenizer, trained_pairs, engine):
+    prompts = _prompts(trained_pairs)
+    batch = generate(trained_model, tokenizer, prompts, 12, do_sample=False, engine=engine)
+    again = generate(trained_model, tokenizer, prompts, 12, do_sample=False, engine=engine)
+    assert torch.equal(batch.response_ids, again.response_ids)
+    assert batch.texts == [answer for _, answer in trained_pairs]
+    eos = tokenizer.eos_token_id
+    for row, mask, (_, answer) in zip(
+        batch.response_ids, batch.response_mask, trained_pairs, strict=True
+    ):
+        length = len(tokenizer(answer)["input_ids"]) + 1  # answer digits, then EOS
+        assert mask.tolist() == [1] * length + [0] * (len(mask) - length)
+        assert row[length - 1] == eos
+    # Stopped at the longest answer + EOS instead of running to max_new_tokens.
+    longest = max(len(tokenizer(a)["input_ids"]) for _, a in trained_pairs) + 1
+    assert batch.response_ids.shape[1] == longest < 12
+
+
+def test_engines_agree_under_greedy(trained_model, tokenizer, trained_pairs):
+    prompts = _prompts(trained_pairs) + ["Ann has 12 pens and", "Q: 3 + 3 = "]
+    hf = generate(trained_model, tokenizer, prompts, 10, do_sample=False, engine="hf")
+    loop = generate(trained_model, tokenizer, prompts, 10, do_sample=False, engine="loop")
+    assert torch.equal(hf.input_ids, loop.input_ids)
+    assert torch.equal(hf.response_mask, loop.response_mask)
+    assert hf.texts == loop.texts
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_left_padding_does_not_change_greedy_continuation(build_small, tokenizer, engine):
+    model = build_small(seed=3)  # untrained: continuations are long and arbitrary
+    short = "Tom has 3"
+    longer = "Mia has 865 apples and buys 395 more. How many apples does Mia have now?"
+    alone = generate(model, tokenizer, [short], 15, do_sample=False, engine=engine)
+    batched = generate(model, tokenizer, [longer, short], 15, do_sample=False, engine=engine)
+    assert batched.query_ids[1, 0] == tokenizer.pad_token_id  # the short prompt was padded
+    assert batched.texts[1] == alone.texts[0]
+    n = alone.response_mask.sum()
+    assert torch.equal(batched.response_ids[1, :n], alone.response_ids[0, :n])
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_micro_batches_give_the_same_rollouts(trained_model, tokenizer, trained_pairs, engine):
+    prompts = _prompts(trained_pairs) + ["Ann has 12 pens and"]
+    whole = generate(trained_model, tokenizer, prompts, 8, do_sample=False, engine=engine)
+    chunked = generate(
+        trained_model, tokenizer, prompts, 8, do_sample=False, engine=engine, micro_batch_size=2
+    )
+    assert torch.equal(whole.input_ids, chunked.input_ids)
+    assert torch.equal(whole.attention_mask, chunked.attention_mask)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_masks_and_layout_of_sampled_batch(trained_model, tokenizer, trained_pairs, engine):
+    prompts = _prompts(trained_pairs) + ["Ann has 12 pens and"]
+    batch = generate(
+        trained_model, tokenizer, prompts, 10, temperature=1.5, engine=engine, seed=0,
+        num_return_sequences=3,
+    )  # fmt: skip
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    assert batch.group_ids.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4]
+    queries = batch.query_ids.view(5, 3, -1)
+    assert torch.equal(queries, queries[:, :1].expand_as(queries))
+    tq = batch.query_length
+    assert torch.equal(batch.input_ids[:, :tq], batch.query_ids)
+    assert torch.equal(batch.input_ids[:, tq:], batch.response_ids)
+    assert torch.equal(batch.attention_mask[:, tq:], batch.response_mask)
+    assert torch.equal(batch.attention_mask[:, :tq], (batch.query_ids != pad).long())
+    saw_early_stop = False
+    for row, mask in zip(batch.response_ids.tolist(), batch.response_mask.tolist(), strict=True):
+        end = row.index(eos) + 1 if eos in row else len(row)
+        assert mask == [1] * end + [0] * (len(row) - end)  # 1 through the first EOS, then 0
+        assert row[end:] == [pad] * (len(row) - end)
+        saw_early_stop |= end < len(row)
+    assert saw_early_stop
+    assert all("</s>" not in text and "<pad>" not in text for text in batch.texts)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_seeded_sampling_is_reproducible(build_small, tokenizer, engine):
+    model = build_small(seed=3)
+    prompts = ["Tom has 3", "Ann has"]
+    torch.manual_seed(5)
+    expected_next = torch.rand(2)
+    torch.manual_seed(5)
+    first = generate(model, tokenizer, prompts, 12, engine=engine, seed=11, num_return_sequences=2)
+    assert torch.equal(torch.rand(2), expected_next)  # the caller's RNG stream is untouched
+    second = generate(model, tokenizer, prompts, 12, engine=engine, seed=11, num_return_sequences=2)
+    other = generate(model, tokenizer, prompts, 12, engine=engine, seed=12, num_return_sequences=2)
+    assert torch.equal(first.input_ids, second.input_ids)
+    assert not torch.equal(first.response_ids[:, :4], other.response_ids[:, :4])
+
+
+def test_top_p_keeps_only_the_nucleus(build_small, tokenizer):
+    # A tiny nucleus keeps only the most likely token: sampling becomes greedy decoding.
+    model = build_small(seed=3)
+    prompts = ["Tom has 3", "Ann has"]
+    greedy = generate(model, tokenizer, prompts, 10, do_sample=False)
+    for engine in ENGINES:
+        nucleus = generate(model, tokenizer, prompts, 10, top_p=1e-6, seed=0, engine=engine)
+        assert torch.equal(nucleus.input_ids, greedy.input_ids), engine
+
+
+# --- log-probs and values ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_compute_logprobs_matches_generation_scores(
+    build_small, tokenizer, trained_pairs, engine, temperature
+):
+    model = build_small(seed=3)
+    prompts = _prompts(trained_pairs) + ["Mia has 865 apples and buys 395 more."]
+    batch = generate(
+        model, tokenizer, prompts, 12, temperature=temperature, seed=1, engine=engine,
+        return_logprobs=True,
+    )  # fmt: skip
+    with torch.no_grad():
+        logprobs = compute_logprobs(
+            model, batch.input_ids, batch.attention_mask, batch.response_mask, temperature
+        )
+    assert logprobs.shape == batch.response_ids.shape
+    torch.testing.assert_close(logprobs, batch.logprobs, atol=1e-4, rtol=0)
+    assert torch.equal(logprobs == 0, batch.response_mask == 0)  # real tokens have p < 1
+    # A different temperature is a different distribution: the check above can fail.
+    with torch.no_grad():
+        other = compute_logprobs(
+            model, batch.input_ids, batch.attention_mask, batch.response_mask, temperature + 0.5
+        )
+    assert (other - batch.logprobs).abs().max() > 1e-2
+
+
+def test_tokens_after_eos_do_not_change_logprobs(trained_model, tokenizer, trained_pairs):
+    batch = generate(trained_model, tokenizer, _prompts(trained_pairs), 8, do_sample=False)
+    padded = batch.response_mask == 0
+    assert padded.any()
+    scrambled = batch.input_ids.clone()
+    scrambled[:, batch.query_length :][padded] = 77
+    args = (batch.attention_mask, batch.response_mask)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            compute_logprobs(trained_model, scrambled, *args),
+            compute_logprobs(trained_model, batch.input_ids, *args),
+        )
+
+
+@pytest.mark.parametrize("value_model", ["head", "separate"])
+def test_logprobs_and_values_from_one_forward(build_small, tokenizer, value_model):
+    policy_lm = build_small(seed=3)
+    model = PolicyWithValue(policy_lm, value_model)
+    with torch.no_grad():
+        model.value_head.weight.normal_(generator=torch.Generator().manual_seed(0))
+    batch = generate(model, tokenizer, ["Tom has 3", "Mia has 865 apples and"], 6, seed=0)
+    args = (batch.input_ids, batch.attention_mask, batch.response_mask)
+    logprobs, values = compute_logprobs_and_values(model, *args)
+    assert logprobs.shape == values.shape == batch.response_ids.shape
+    torch.testing.assert_close(logprobs, compute_logprobs(policy_lm, *args))
+    # values[:, t] is the critic at the token before response token t.
+    _, all_values = model(batch.input_ids, batch.attention_mask)
+    tq, tr = batch.query_length, batch.response_ids.shape[1]
+    torch.testing.assert_close(values, all_values[:, tq - 1 : tq + tr - 1] * batch.response_mask)
+    assert values.abs().sum() > 0
+    logprobs.sum().backward()
+    assert model.policy.model.embed_tokens.weight.grad is not None
+
+
+def test_values_need_a_policy_with_value(build_small, tokenizer):
+    batch = generate(build_small(), tokenizer, ["Tom has 3"], 3, do_sample=False)
+    with pytest.raises(TypeError, match="PolicyWithValue"):
+        compute_logprobs_and_values(
+            build_small(), batch.input_ids, batch.attention_mask, batch.response_mask
+        )
+
+
+def test_bad_arguments_fail_clearly(build_small, tokenizer):
+    model = build_small()
+    with pytest.raises(ValueError, match="known: hf, loop"):
+        generate(model, tokenizer, ["Tom"], 3, engine="vllm")
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        generate(model, tokenizer, ["Tom"], 0)
+    with pytest.raises(ValueError, match="do_sample=False"):
+        generate(model, tokenizer, ["Tom"], 3, temperature=0.0)
+    with pytest.raises(ValueError, match="encode to no tokens"):
+        generate(model, tokenizer, ["Tom", ""], 3)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_absolute_position_model_sees_sampling_positions(tokenizer, engine):
+    # RoPE models ignore a constant position offset; GPT-2's learned positions do not, so this
+    # checks that left-padded rows are scored at the positions they were sampled at.
+    config = GPT2Config(
+        vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=4, n_positions=128,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )  # fmt: skip
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = GPT2LMHeadModel(config)
+    disable_dropout(model)  # GPT-2 has dropout; the sampling passes run without it
+    short, longer = "Tom has 3", "Mia has 865 apples and buys 395 more. How many apples?"
+    alone = generate(model, tokenizer, [short], 8, do_sample=False, engine=engine)
+    batched = generate(model, tokenizer, [longer, short], 8, do_sample=False, engine=engine)
+    assert batched.texts[1] == alone.texts[0]
+    sampled = generate(
+        model, tokenizer, [longer, short], 8, seed=0, engine=engine, return_logprobs=True
+    )
+    with torch.no_grad():
+        logprobs = compute_logprobs(
+            model, sampled.input_ids, sampled.attention_mask, sampled.response_mask
+        )
+    torch.testing.assert_close(logprobs, sampled.logprobs, atol=1e-4, rtol=0)
