@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import itertools
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reftlab.errors import ReftlabError
+
+if TYPE_CHECKING:
+    from reftlab.config import RunConfig
 
 USAGE_ERROR = 2
 # A sweep larger than this is still launched, but only its first combinations are pre-checked.
@@ -120,13 +124,9 @@ def _first_line_of(exc: BaseException) -> str:
     return ": ".join(dict.fromkeys(parts)) or "invalid configuration"
 
 
-def precheck(overrides_as_strings: Sequence[str]) -> None:
-    """Compose and validate every combination the command line asks for; fail in one line."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+def _parse_checked(overrides_as_strings: Sequence[str]) -> list:
+    """Parse the overrides (hydra.* dropped) and check group options and keys; fail in one line."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    from reftlab.config import register_configs, to_run_config, validate
 
     try:
         parsed = OverridesParser.create().parse_overrides(list(overrides_as_strings))
@@ -135,21 +135,33 @@ def precheck(overrides_as_strings: Sequence[str]) -> None:
     parsed = [o for o in parsed if not (o.key_or_group.startswith("hydra"))]
     _check_group_options(parsed)
     _check_keys(parsed)
+    return parsed
 
+
+def _choices(parsed) -> list[list[str]]:
+    """For each override, the `key=value` strings it expands to (one unless it is a sweep)."""
     choices = []
     for override in parsed:
         key = override.get_key_element()
         try:
             values = _override_values(override)
         except Exception:  # glob sweeps and the like: let Hydra expand them
-            values = [override.input_line.split("=", 1)[1]] if override.input_line else []
             continue
         choices.append([f"{key}={value}" for value in values])
+    return choices
 
+
+def _compose_validated(combos: Iterable[Sequence[str]]) -> list[RunConfig]:
+    """Compose and validate each combination of overrides into a `RunConfig`; fail in one line."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from reftlab.config import register_configs, to_run_config, validate
+
+    runs = []
     register_configs()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        combos = itertools.islice(itertools.product(*choices), MAX_PRECHECKED_COMBINATIONS)
         for combo in combos:
             try:
                 cfg = compose("config", overrides=[*combo, "output_dir=."])
@@ -160,7 +172,28 @@ def precheck(overrides_as_strings: Sequence[str]) -> None:
                 validate(run)
             except ReftlabError as exc:
                 fail(str(exc))
+            runs.append(run)
     GlobalHydra.instance().clear()
+    return runs
+
+
+def precheck(overrides_as_strings: Sequence[str]) -> None:
+    """Compose and validate every combination the command line asks for; fail in one line."""
+    choices = _choices(_parse_checked(overrides_as_strings))
+    combos = itertools.islice(itertools.product(*choices), MAX_PRECHECKED_COMBINATIONS)
+    _compose_validated(combos)
+
+
+def compose_run(overrides_as_strings: Sequence[str]) -> RunConfig:
+    """The one validated `RunConfig` the overrides compose to (for verbs); fail in one line.
+
+    A verb runs one configuration, so a sweep (`key=a,b`) is an error here.
+    """
+    parsed = _parse_checked(overrides_as_strings)
+    for override in parsed:
+        if override.is_sweep_override():
+            fail(f"'{override.input_line}' is a sweep; give one value per key here")
+    return _compose_validated([[values[0] for values in _choices(parsed)]])[0]
 
 
 def _hydra_args(argv: Sequence[str]):

@@ -15,8 +15,6 @@ import torch
 from reftlab.models import PolicyWithValue, find_packaged_gguf, load_packaged_gguf
 from reftlab.rollout import compute_logprobs, compute_logprobs_and_values, generate
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture(scope="module")
 def smollm2():
@@ -54,6 +52,7 @@ def test_missing_package_says_how_to_install():
         find_packaged_gguf("no_such_pkg")
 
 
+@pytest.mark.slow  # about 20-30 s to dequantize the GGUF weights on a small CPU
 def test_loads_with_chat_template_and_generates(smollm2):
     model, tokenizer = smollm2
     assert sum(p.numel() for p in model.parameters()) > 130_000_000
@@ -74,6 +73,7 @@ def test_loads_with_chat_template_and_generates(smollm2):
     torch.testing.assert_close(logprobs, sampled.logprobs, atol=1e-3, rtol=0)
 
 
+@pytest.mark.slow
 def test_one_gradient_step_with_value_head(smollm2):
     model, tokenizer = smollm2
     policy = PolicyWithValue(model)

@@ -44,7 +44,7 @@ def _tail(result: subprocess.CompletedProcess[str], lines: int = 15) -> str:
 
 
 def _install_if_missing() -> None:
-    if shutil.which("sinfo") is not None and shutil.which("slurmdbd") is not None:
+    if all(shutil.which(cmd) for cmd in ("sinfo", "slurmdbd", "mariadbd", "munged")):
         return
     if shutil.which("apt-get") is None:
         pytest.skip("SLURM is not installed and there is no apt-get to install it")

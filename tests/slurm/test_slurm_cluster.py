@@ -97,11 +97,13 @@ def wait_done(job: submitit.Job, seconds: float) -> None:
         raise
 
 
-def sacct_states(job_id: str) -> list[str]:
-    """One state per run of the job, oldest first; -D keeps the runs a requeue replaced."""
+def sacct_states(job_id: str, field: str = "State") -> list[str]:
+    """One value per run of the job, oldest first; -D keeps the runs a requeue replaced."""
     out = subprocess.run(
-        ["sacct", "-n", "-P", "-X", "-D", "-j", job_id, "-o", "State"],
-        capture_output=True, text=True, check=True,
+        ["sacct", "-n", "-P", "-X", "-D", "-j", job_id, "-o", field],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return out.splitlines()
 
@@ -109,8 +111,12 @@ def sacct_states(job_id: str) -> list[str]:
 def final_sacct_states(job_id: str) -> list[str]:
     """sacct's states once the last run's end has reached the database (it lags by ~1 s)."""
     terminal = ("COMPLETED", "CANCELLED", "FAILED", "TIMEOUT")
-    wait_until(lambda: sacct_states(job_id)[-1:] and sacct_states(job_id)[-1].startswith(terminal),
-               30, f"sacct recording the end of job {job_id}")
+
+    def last_run_ended() -> bool:
+        states = sacct_states(job_id)
+        return bool(states) and states[-1].startswith(terminal)
+
+    wait_until(last_run_ended, 30, f"sacct recording the end of job {job_id}")
     return sacct_states(job_id)
 
 
@@ -118,7 +124,9 @@ def final_sacct_states(job_id: str) -> list[str]:
 def timed_out_job(slurm_cluster, tmp_path_factory):
     folder = tmp_path_factory.mktemp("requeue")
     executor = make_executor(
-        folder, slurm_cluster.partition, timeout_min=1,
+        folder,
+        slurm_cluster.partition,
+        timeout_min=1,
         slurm_signal_delay_s=TIMEOUT_SIGNAL_DELAY_S,
     )
     counter_file = folder / "steps.txt"
@@ -130,7 +138,7 @@ def timed_out_job(slurm_cluster, tmp_path_factory):
 @pytest.fixture(scope="module", autouse=True)
 def _submit_timed_out_job_first(timed_out_job):
     """Submitted before the other tests so that its wait for the time limit overlaps them
-    (one core runs it, the other runs the rest); test_timed_out_job_... collects it last."""
+    (one core runs it, the other runs the rest); the test that checks it comes last."""
 
 
 def test_function_runs_on_the_debug_partition_and_returns(slurm_cluster, tmp_path):
@@ -138,6 +146,34 @@ def test_function_runs_on_the_debug_partition_and_returns(slurm_cluster, tmp_pat
     wait_done(job, 60)
     assert job.result() == (42, job.job_id, "debug")
     assert final_sacct_states(job.job_id) == ["COMPLETED"]
+
+
+def test_hydra_sweep_runs_through_the_slurm_local_profile(slurm_cluster, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    overrides = ["dry_run=true", "seed=0,1", "hydra/launcher=slurm_local"]
+    command = [sys.executable, "-m", "reftlab", "-m", *overrides, f"hydra.sweep.dir={sweep_dir}"]
+    pythonpath = os.pathsep.join(
+        filter(None, [str(REPO_ROOT / "src"), os.environ.get("PYTHONPATH")])
+    )
+    result = subprocess.run(
+        command,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "PYTHONPATH": pythonpath},
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    scripts = list((sweep_dir / ".submitit").glob("*/*_submission.sh"))
+    assert len(scripts) == 1, scripts
+    script = scripts[0].read_text()
+    assert "#SBATCH --partition=debug" in script and "#SBATCH --signal=USR2@60" in script
+    array_id = scripts[0].parent.name
+    for task, seed in ((0, 0), (1, 1)):
+        log = sweep_dir / ".submitit" / f"{array_id}_{task}" / f"{array_id}_{task}_0_log.out"
+        assert f"outputs: {sweep_dir}/{task}_seed={seed}" in log.read_text()
+        assert final_sacct_states(f"{array_id}_{task}") == ["COMPLETED"]
 
 
 def test_scancel_reports_cancelled_and_keeps_the_jobs_files(slurm_cluster, tmp_path):
@@ -150,30 +186,13 @@ def test_scancel_reports_cancelled_and_keeps_the_jobs_files(slurm_cluster, tmp_p
 
     assert job.state.startswith("CANCELLED")
     assert final_sacct_states(job.job_id)[-1].startswith("CANCELLED")
-    with pytest.raises(UncompletedJobError):
+    # submitit waits up to 15 s for a result file in case a shared file system is slow; a
+    # cancelled job never writes one, and this file system is local.
+    job._results_timeout_s = 1
+    with pytest.raises(UncompletedJobError, match="CANCELLED"):
         job.result()
     assert marker.read_text() == "started\n"
     assert "Starting with JobEnvironment" in job.stdout()
-
-
-def test_hydra_sweep_runs_through_the_slurm_local_profile(slurm_cluster, tmp_path):
-    sweep_dir = tmp_path / "sweep"
-    command = [sys.executable, "-m", "reftlab", "-m", "dry_run=true", "seed=0,1",
-               "hydra/launcher=slurm_local", f"hydra.sweep.dir={sweep_dir}"]
-    pythonpath = os.pathsep.join(filter(None, [str(REPO_ROOT / "src"), os.environ.get("PYTHONPATH")]))
-    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=180,
-                            env={**os.environ, "PYTHONPATH": pythonpath})
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-
-    scripts = list((sweep_dir / ".submitit").glob("*/*_submission.sh"))
-    assert len(scripts) == 1, scripts
-    script = scripts[0].read_text()
-    assert "#SBATCH --partition=debug" in script and "#SBATCH --signal=USR2@60" in script
-    array_id = scripts[0].parent.name
-    for task, seed in ((0, 0), (1, 1)):
-        log = (sweep_dir / ".submitit" / f"{array_id}_{task}" / f"{array_id}_{task}_0_log.out")
-        assert f"outputs: {sweep_dir}/{task}_seed={seed}" in log.read_text()
-        assert final_sacct_states(f"{array_id}_{task}") == ["COMPLETED"]
 
 
 def test_timed_out_job_is_requeued_and_resumes_its_count(timed_out_job):
@@ -192,5 +211,6 @@ def test_timed_out_job_is_requeued_and_resumes_its_count(timed_out_job):
     # SLURM's record: a run that the requeue replaced, then the run that completed.
     states = final_sacct_states(job.job_id)
     assert states[-1] == "COMPLETED" and "REQUEUED" in states[:-1]
+    assert set(sacct_states(job.job_id, "Timelimit")) == {"00:01:00"}
     # submitit took the USR2 as the time limit, not as a preemption.
     assert "this job is timed-out" in job.stderr()

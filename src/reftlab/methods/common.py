@@ -148,7 +148,7 @@ def warmup(env: Env, model, stage: str = "sft_warmup", epochs: int | None = None
 
     def run_stage() -> dict[str, Any]:
         key = warmup_key(env, epochs)
-        folder, info, reused = cached_stage(Path(env.run.cache_dir), stage, key, build)
+        folder, info, reused = cached_stage(Path(env.run.cache_dir), "sft", key, build)
         if reused:
             env.ctx.global_step = max(env.ctx.global_step, info["global_step"])
             print(
