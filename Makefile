@@ -21,7 +21,7 @@ test:
 	$(PYTHON) -m pytest -q $(PYTEST_ARGS)
 
 test-fast:
-	$(PYTHON) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(PYTHON) -m pytest -q -m "not slow and not slurm" $(PYTEST_ARGS)
 
 lint:
 	$(PYTHON) -m ruff check src tests benchmarks

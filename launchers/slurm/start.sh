@@ -36,7 +36,8 @@ is_running() {
     [[ -n $state && $state != Z ]] && grep -q "$1" "/proc/$pid/comm"
 }
 
-# wait_for SECONDS DESCRIPTION COMMAND...: retry COMMAND every 0.2 s until it succeeds.
+# wait_for SECONDS DESCRIPTION COMMAND...: retry COMMAND (a program or a function of this
+# script) every 0.2 s until it succeeds; SLURM clients give up on their own (MessageTimeout).
 wait_for() {
     local seconds=$1 what=$2
     shift 2
@@ -112,7 +113,9 @@ AccountingStoragePass=$MUNGE_SOCKET
 JobCompType=jobcomp/none
 # submitit requeues checkpointable jobs on timeout and preemption.
 JobRequeue=1
-# Fast turnaround for tests: schedule at once, kill at the limit, reap quickly.
+# Fast turnaround for tests: start jobs as soon as they are submitted or resources free up
+# (defaults: 3 s batch delay, 60 s main and 30 s backfill intervals), end a job exactly at its
+# limit, and SIGKILL 2 s after SIGTERM (default 30 s).
 SchedulerType=sched/backfill
 SchedulerParameters=batch_sched_delay=0,sched_interval=2,sched_min_interval=0,bf_interval=1
 OverTimeLimit=0
@@ -184,11 +187,13 @@ start_mariadb() {
                 >"$LOG/mariadb-install.log" 2>&1 ||
                 die "mariadb-install-db failed; see $LOG/mariadb-install.log"
         fi
-        # setsid: mariadbd does not daemonise itself and must outlive this shell.
+        # setsid: mariadbd does not daemonise itself and must outlive this shell. The InnoDB
+        # sizes are the ones slurmdbd checks for (it logs an error for smaller ones).
         setsid mariadbd --no-defaults --user=root --datadir="$STATE/mariadb" \
             --socket="$DB_SOCKET" --pid-file="$RUN/mariadb.pid" \
             --port="$DB_PORT" --bind-address=127.0.0.1 --skip-name-resolve \
-            --log-error="$LOG/mariadb.log" --innodb-buffer-pool-size=256M --innodb-lock-wait-timeout=900 \
+            --log-error="$LOG/mariadb.log" \
+            --innodb-buffer-pool-size=256M --innodb-lock-wait-timeout=900 \
             </dev/null >/dev/null 2>&1 &
         wait_for 60 MariaDB db -e "SELECT 1"
     fi

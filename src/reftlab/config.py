@@ -116,6 +116,12 @@ class DatasetConfig:
     test_size: int = 0
     generator_seed: int = 0
     max_steps: int = 3
+    # arith only: number ranges (null: the generator's defaults) and the share of problems with
+    # a distractor sentence about someone else
+    max_start: int | None = None
+    max_operand: int | None = None
+    max_value: int | None = None
+    distractor_rate: float = 0.0
 
 
 @dataclass

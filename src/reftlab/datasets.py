@@ -68,7 +68,14 @@ def load_splits(run: RunConfig, need_train: bool = True) -> Splits:
     d, b = run.dataset, run.budget
     if d.name == "arith":
         train, test = generate_arith_splits(
-            d.train_size, d.test_size, seed=d.generator_seed, max_steps=d.max_steps
+            d.train_size,
+            d.test_size,
+            seed=d.generator_seed,
+            max_steps=d.max_steps,
+            max_start=d.max_start,
+            max_operand=d.max_operand,
+            max_value=d.max_value,
+            distractor_rate=d.distractor_rate,
         )
         sources = {s: f"arith (generated, seed {d.generator_seed})" for s in SPLITS}
     else:

@@ -48,4 +48,44 @@ def run_job(cfg: DictConfig) -> float | None:
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
     write_json_atomic(run_dir / "summary.json", summary)
+    if cfg_is_main():
+        print(format_summary(summary, run_dir), flush=True)
     return metrics.get("test_accuracy")
+
+
+def cfg_is_main() -> bool:
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
+
+
+def format_summary(summary: dict, run_dir: Path) -> str:
+    """The closing table: test accuracy after each model the run produced."""
+    rows = []
+    if "warmup_test_accuracy" in summary:
+        rows.append(("SFT warm-up", summary["warmup_test_accuracy"]))
+    rows.append((METHOD_TITLES.get(summary["method"], summary["method"]), summary["test_accuracy"]))
+    n = summary.get("eval/n")
+    lines = [
+        f"\n{summary['method']} on {summary['dataset']} ({summary['cot']} CoT, model "
+        f"{summary['model']}): {summary['wall_time_s']:.0f} s",
+        f"  {'model':<22} test accuracy" + (f" ({n} problems)" if n else ""),
+    ]
+    base = rows[0][1]
+    for i, (name, acc) in enumerate(rows):
+        delta = f"  ({(acc - base) * 100:+.1f} points)" if i > 0 else ""
+        lines.append(f"  {name:<22} {acc * 100:5.1f}%{delta}")
+    for key in sorted(k for k in summary if k.startswith(("eval/maj@", "eval/pass@"))):
+        lines.append(f"  {key.removeprefix('eval/'):<22} {summary[key] * 100:5.1f}%")
+    lines.append(f"  results: {run_dir / 'summary.json'}")
+    return "\n".join(lines)
+
+
+METHOD_TITLES = {
+    "sft": "SFT",
+    "reft": "ReFT",
+    "offline_st": "offline self-training",
+    "online_st": "online self-training",
+    "prefixrl": "PrefixRL",
+    "bandit": "bandit policy gradient",
+}

@@ -31,7 +31,19 @@ STEP_WEIGHTS = (0.4, 0.4, 0.2)
 MAX_START = 30
 # Running values stay at or below this, so answers are at most three digits.
 MAX_VALUE = 120
+# Largest number added or taken away in one step.
+MAX_OPERAND = 20
 MAX_CONSECUTIVE_REPEATS = 1000
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The number ranges of a problem: start in ``[2, max_start]``, each added or taken-away
+    amount in ``[1, max_operand]``, every running value in ``[1, max_value]``."""
+
+    max_start: int
+    max_operand: int
+    max_value: int
 
 
 @dataclass(frozen=True)
@@ -54,6 +66,8 @@ class Problem:
     obj: str
     start: int
     steps: tuple[Step, ...]
+    # Sentences about someone else, to be ignored: (index of the step they precede, sentence).
+    distractors: tuple[tuple[int, str], ...] = ()
 
 
 def generate_arith(
@@ -63,17 +77,34 @@ def generate_arith(
     step_weights: Sequence[float] = STEP_WEIGHTS,
     verbose_cot: bool = False,
     id_prefix: str = "arith",
+    max_start: int | None = None,
+    max_operand: int | None = None,
+    max_value: int | None = None,
+    distractor_rate: float = 0.0,
 ) -> list[Example]:
     """Generate ``n`` distinct problems, deterministically for a given ``seed``.
 
     ``max_steps`` (1-3) caps the number of operations; ``step_weights[k]`` is the relative share
     of ``k + 1``-step problems. ``verbose_cot`` restates each sentence before its equation
-    (longer, more natural). Ids are ``<id_prefix>_<index>``.
+    (longer, more natural). Ids are ``<id_prefix>_<index>``. ``max_start``, ``max_operand`` and
+    ``max_value`` bound the numbers (defaults: ``MAX_START``, ``MAX_OPERAND``, ``MAX_VALUE``);
+    smaller numbers mean fewer arithmetic facts to learn. ``distractor_rate`` is the chance that
+    a problem gets one sentence about another person (``Ben has 7 cards.``) that the solution
+    must ignore: a procedural skill shared by all problems, unlike the arithmetic facts.
     """
     if not 1 <= max_steps <= len(step_weights):
         raise ValueError(f"max_steps must be between 1 and {len(step_weights)}, got {max_steps}")
     if n < 0:
         raise ValueError(f"n must be non-negative, got {n}")
+    if not 0.0 <= distractor_rate <= 1.0:
+        raise ValueError(f"distractor_rate must be in [0, 1], got {distractor_rate}")
+    limits = Limits(
+        MAX_START if max_start is None else max_start,
+        MAX_OPERAND if max_operand is None else max_operand,
+        MAX_VALUE if max_value is None else max_value,
+    )
+    if not 2 <= limits.max_start <= limits.max_value or limits.max_operand < 1:
+        raise ValueError(f"need 2 <= max_start <= max_value and max_operand >= 1, got {limits}")
     rng = random.Random(seed)
     weights = list(step_weights[:max_steps])
     seen: set[str] = set()
@@ -81,7 +112,7 @@ def generate_arith(
     misses = 0
     while len(examples) < n:
         n_steps = rng.choices(range(1, max_steps + 1), weights=weights)[0]
-        problem = sample_problem(rng, n_steps)
+        problem = sample_problem(rng, n_steps, limits, distractor_rate)
         question = format_question(problem)
         if question in seen:
             # Tens of thousands of problems exist per step count; a long run of repeats means
@@ -116,40 +147,58 @@ def generate_arith_splits(
     return train, test
 
 
-def sample_problem(rng: random.Random, n_steps: int) -> Problem:
-    """Draw a start count and ``n_steps`` operations that keep the count in ``[1, MAX_VALUE]``."""
+def sample_problem(
+    rng: random.Random, n_steps: int, limits: Limits | None = None, distractor_rate: float = 0.0
+) -> Problem:
+    """Draw a start count and ``n_steps`` operations that keep the count in
+    ``[1, limits.max_value]``, plus a distractor sentence with probability ``distractor_rate``."""
+    limits = limits or Limits(MAX_START, MAX_OPERAND, MAX_VALUE)
     name, pronoun = rng.choice(NAMES)
     obj = rng.choice(OBJECTS)
-    start = rng.randint(2, MAX_START)
+    start = rng.randint(2, limits.max_start)
     value, steps, used = start, [], {obj}
     for _ in range(n_steps):
-        step = sample_step(rng, value, pronoun, used)
+        step = sample_step(rng, value, pronoun, used, limits)
         used |= {step.operand_name, step.result_name}
         value = apply_step(value, step)
         steps.append(step)
-    return Problem(name, pronoun, obj, start, tuple(steps))
+    distractors: tuple[tuple[int, str], ...] = ()
+    if distractor_rate and rng.random() < distractor_rate:
+        # Someone referred to by the other pronoun, so "He"/"She" still names the subject.
+        other = rng.choice([n for n, p in NAMES if p != pronoun])
+        amount = rng.randint(2, limits.max_start)
+        sentence = rng.choice(
+            (f"{other} has {amount} {rng.choice(OBJECTS)}.", f"{other} buys {amount} {obj}.")
+        )
+        # Before the first step or after any step, never after the question.
+        distractors = ((rng.randint(0, n_steps), sentence),)
+    return Problem(name, pronoun, obj, start, tuple(steps), distractors)
 
 
-def sample_step(rng: random.Random, value: int, pronoun: str, used: set[str]) -> Step:
+def sample_step(
+    rng: random.Random, value: int, pronoun: str, used: set[str], limits: Limits | None = None
+) -> Step:
     """One operation allowed at ``value``; variable names avoid those in ``used``."""
-    choices = ["+"] if value < MAX_VALUE else []
+    limits = limits or Limits(MAX_START, MAX_OPERAND, MAX_VALUE)
+    top = limits.max_value
+    choices = ["+"] if value < top else []
     if value >= 2:
         choices.append("-")
-    if 2 * value <= MAX_VALUE:
+    if 2 * value <= top:
         choices.append("*")
     divisors = [d for d in range(2, 6) if value % d == 0]
     if divisors:
         choices.append("/")
     op = rng.choice(choices)
     if op == "+":
-        b = rng.randint(1, min(20, MAX_VALUE - value))
+        b = rng.randint(1, min(limits.max_operand, top - value))
         return _step(op, b, f"{pronoun} buys {b} more.", "bought", "total", used)
     if op == "-":
-        b = rng.randint(1, min(20, value - 1))
+        b = rng.randint(1, min(limits.max_operand, value - 1))
         verb, operand_name = rng.choice((("gives away", "given"), ("loses", "lost")))
         return _step(op, b, f"{pronoun} {verb} {b}.", operand_name, "left", used)
     if op == "*":
-        b = rng.randint(2, min(5, MAX_VALUE // value))
+        b = rng.randint(2, min(5, top // value))
         return _step(op, b, f"{pronoun} then has {b} times as many.", "times", "total", used)
     b = rng.choice(divisors)
     sentence = f"{pronoun} shares them equally into {b} bags and keeps one."
@@ -178,7 +227,12 @@ def solve(problem: Problem) -> int:
 def format_question(problem: Problem) -> str:
     """``Tom has 12 apples. He buys 5 more. How many apples does Tom have now?``"""
     sentences = [f"{problem.name} has {problem.start} {problem.obj}."]
-    sentences += [step.sentence for step in problem.steps]
+    extra = dict(problem.distractors)
+    for index, step in enumerate(problem.steps):
+        sentences += [extra[index]] if index in extra else []
+        sentences.append(step.sentence)
+    n_steps = len(problem.steps)
+    sentences += [extra[n_steps]] if n_steps in extra else []
     sentences.append(f"How many {problem.obj} does {problem.name} have now?")
     return " ".join(sentences)
 

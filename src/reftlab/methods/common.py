@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from reftlab.config import RunConfig
 from reftlab.data import Example, format_prompt, format_target
 from reftlab.datasets import Splits, load_splits
 from reftlab.evaluate import evaluate_model
-from reftlab.models.value import PolicyWithValue, unwrap_policy
+from reftlab.models.value import PolicyWithValue, disable_dropout, make_reference, unwrap_policy
 from reftlab.plan import Schedule, make_schedule
 from reftlab.policy import load_base_model, load_checkpoint, save_checkpoint
 from reftlab.runtime.context import RunContext, seed_everything
