@@ -2,6 +2,7 @@
 
     reftlab [OVERRIDES]            train/evaluate one run (Hydra; `-m` for a sweep)
     reftlab score predictions=...  score a JSONL of completions against a data set
+    reftlab eval CHECKPOINT ...    evaluate a saved model on a data set's test split
     reftlab report PATH            results table and plots of a run or sweep dir
 
 Every override is composed and validated here before Hydra starts a job, so a wrong group
@@ -236,7 +237,7 @@ def train(argv: Sequence[str]) -> None:
 def _verbs() -> dict[str, Callable[[Sequence[str]], int | None]]:
     from reftlab import verbs
 
-    return {"score": verbs.score, "report": verbs.report}
+    return {"score": verbs.score, "eval": verbs.eval_checkpoint, "report": verbs.report}
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -43,6 +43,14 @@ PIPELINES: dict[str, tuple[str, ...]] = {
 }
 
 
+def pipeline(m: MethodConfig) -> tuple[str, ...]:
+    """The stages a method config runs; PrefixRL's SFT baseline swaps prefixed RL for SFT on
+    the traces followed by plain RL."""
+    if m.name == "prefixrl" and m.offpolicy_use == "sft":
+        return ("sft_warmup", "collect_traces", "sft_on_traces", "rl", "evaluate")
+    return PIPELINES[m.name]
+
+
 class ConfigError(ReftlabError):
     """A configuration a user can fix; the message names the override to change."""
 
@@ -87,6 +95,8 @@ class MethodConfig:
     trace_source: str = "rejection"
     trace_file: str | None = None
     rejection_samples: int = 8
+    # rejection traces: a problem is hard (gets prefixes) when 0 < its pass rate <= this
+    hard_max_pass_rate: float = 0.5
     prefix_min_frac: float = 0.4
     prefix_max_frac: float = 0.8
     plain_fraction: float = 0.5
@@ -160,6 +170,13 @@ class EvalConfig:
     temperature: float = 1.0
     rerank: bool = False
     batch_size: int = 64
+    # Reranking: a trained reward model folder, or null to train one from the run's warm-up.
+    reward_model: str | None = None
+    rm_samples: int = 100
+    rm_epochs: int = 2
+    # null: the method's SFT learning rate and batch size.
+    rm_lr: float | None = None
+    rm_batch_size: int | None = None
 
 
 @dataclass
@@ -274,6 +291,17 @@ def validate(run: RunConfig) -> None:
         )
     if not 0.0 <= m.plain_fraction <= 1.0:
         raise ConfigError(f"method.plain_fraction={m.plain_fraction} must lie in [0, 1]")
+    if not 0.0 <= m.hard_max_pass_rate <= 1.0:
+        raise ConfigError(
+            f"method.hard_max_pass_rate={m.hard_max_pass_rate} must lie in [0, 1]"
+        )
+    if m.keep_correct < 0:
+        raise ConfigError(f"method.keep_correct={m.keep_correct} must be >= 0 (0: gold only)")
+    if m.name == "prefixrl" and m.trace_file and m.trace_source != "file":
+        raise ConfigError(
+            "method.trace_file is read only with method.trace_source=file; add that override "
+            "or drop method.trace_file"
+        )
     if m.name == "prefixrl" and m.trace_source == "file" and not m.trace_file:
         raise ConfigError(
             "method.trace_source=file needs method.trace_file=PATH (a JSONL of traces)"
@@ -285,6 +313,13 @@ def validate(run: RunConfig) -> None:
     if run.eval.rerank and run.eval.samples < 2:
         raise ConfigError(
             "eval.rerank=true picks the best of several samples; set eval.samples >= 2"
+        )
+    for key in ("rm_samples", "rm_epochs", "rm_lr", "rm_batch_size"):
+        _positive(getattr(run.eval, key), f"eval.{key}")
+    if run.eval.reward_model and not run.eval.rerank:
+        raise ConfigError(
+            "eval.reward_model is only used to rerank samples; add eval.rerank=true "
+            "eval.samples=K (K >= 2), or drop eval.reward_model"
         )
     if d.name == "arith" and (d.train_size <= 0 or d.test_size <= 0):
         raise ConfigError("dataset=arith needs dataset.train_size and dataset.test_size > 0")

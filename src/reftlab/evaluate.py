@@ -1,11 +1,14 @@
-"""Evaluation on the test split: greedy top-1 accuracy, and with k samples majority voting and pass@k.
+"""Evaluation on the test split: greedy top-1 accuracy; with k samples, majority voting (maj@k),
+pass@k and, given a reward model, reranking (rerank@k); on multiple choice, reward hacking.
 
 Every number can be traced to outputs: `predictions/<name>.jsonl` holds one line per question
-with the completion(s), the extracted answer(s), the reward and whether it was right.
+with the greedy completion, its extracted answer, reward and correctness, and with k samples the
+samples, their answers and correctness, the voted answer, and the reward model's scores and pick.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -14,15 +17,21 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from reftlab.data import Example
+from reftlab.rerank import pick_top
+from reftlab.rewards import check_choice_hacking
 from reftlab.rollout import generate
+from reftlab.sandbox.result import ExecResult
 from reftlab.scoring import Scorer
+
+# rerank(prompts, completions) -> one score per completion, higher is better.
+Reranker = Callable[[Sequence[str], Sequence[str]], list[float]]
 
 
 def majority_vote(answers: Sequence[str | None], key: Callable[[str], object] = str) -> str | None:
     """The most frequent extracted answer (ties: the one seen first); None if nothing extracted.
 
     `key` maps an answer to its equivalence class (e.g. the parsed number, so that "18" and
-    "18.0" vote together).
+    "18.0" vote together); the answer returned is the class's first spelling.
     """
     counts: Counter = Counter()
     first: dict[object, str] = {}
@@ -35,10 +44,84 @@ def majority_vote(answers: Sequence[str | None], key: Callable[[str], object] = 
     if not counts:
         return None
     best = max(counts.values())
-    for answer in answers:  # earliest among the most voted
-        if answer is not None and counts[key(answer)] == best:
-            return first[key(answer)]
-    return None
+    # `first` keeps insertion order, so this is the earliest class among the most voted.
+    return next(answer for k, answer in first.items() if counts[k] == best)
+
+
+def greedy_record(example: Example, completion: str, score) -> dict:
+    return {
+        "id": example.id,
+        "answer": example.answer,
+        "completion": completion,
+        "extracted": score.extracted,
+        "reward": score.reward,
+        "correct": score.correct,
+    }
+
+
+def sample_fields(example: Example, texts: Sequence[str], scores: Sequence, scorer: Scorer) -> dict:
+    """The k samples of one question, their answers, the vote and whether any was right."""
+    answers = [s.extracted for s in scores]
+    voted = majority_vote(answers, key=scorer.answer_key)
+    return {
+        "samples": list(texts),
+        "sample_answers": answers,
+        "sample_correct": [s.correct for s in scores],
+        "voted": voted,
+        "voted_correct": voted is not None and scorer.is_correct(voted, example),
+        "pass": any(s.correct for s in scores),
+    }
+
+
+def rerank_fields(rm_scores: Sequence[float], sample_correct: Sequence[bool]) -> dict:
+    """The reward model's scores of one question's samples, its pick and whether it is right."""
+    top = pick_top(rm_scores)
+    return {"rm_scores": list(rm_scores), "reranked": top, "reranked_correct": sample_correct[top]}
+
+
+def summarise(records: Sequence[dict], samples: int) -> dict[str, float]:
+    """Metrics over the per-question records (`eval/...`; the k-sample ones for k > 1)."""
+    n = max(1, len(records))
+    metrics = {
+        "eval/accuracy": sum(r["correct"] for r in records) / n,
+        "eval/mean_reward": sum(r["reward"] for r in records) / n,
+        "eval/extracted_rate": sum(r["extracted"] is not None for r in records) / n,
+        "eval/n": len(records),
+    }
+    if samples > 1:
+        metrics[f"eval/maj@{samples}"] = sum(r["voted_correct"] for r in records) / n
+        metrics[f"eval/pass@{samples}"] = sum(r["pass"] for r in records) / n
+        if records and "reranked_correct" in records[0]:
+            metrics[f"eval/rerank@{samples}"] = sum(r["reranked_correct"] for r in records) / n
+    return metrics
+
+
+def hacking_metrics(
+    completions: Sequence[str],
+    examples: Sequence[Example],
+    results: Sequence[ExecResult] | None,
+    scorer: Scorer,
+) -> tuple[dict[str, float], tuple[int, ...]]:
+    """Reward-hacking counts and rates of multiple-choice completions, and the flagged indices.
+
+    `eval/hacking_rate` is the share of right letters whose own computed value matches another
+    option (`rewards.hacking`); `eval/hacking/*` holds every count and rate of the check.
+    """
+    report = check_choice_hacking(
+        completions, examples, cot=scorer.cot, exec_results=results, markers=scorer.markers
+    )
+    rates = report.rates()
+    counts = {k: v for k, v in dataclasses.asdict(report).items() if k != "flagged"}
+    metrics = {"eval/hacking_rate": rates["hack_rate_of_correct"]}
+    metrics.update({f"eval/hacking/{k}": v for k, v in {**counts, **rates}.items()})
+    return metrics, report.flagged
+
+
+def write_predictions(path: Path, records: Sequence[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        for record in records:
+            f.write(json.dumps(record) + "\n")
 
 
 def evaluate_model(
@@ -53,27 +136,37 @@ def evaluate_model(
     samples: int = 1,
     temperature: float = 1.0,
     seed: int = 0,
+    rerank: Reranker | None = None,
+    check_hacking: bool = False,
     predictions_path: Path | None = None,
     desc: str = "evaluate",
     show_progress: bool = True,
 ) -> dict[str, float]:
-    """Greedy accuracy on `examples`; with `samples` k > 1 also `maj@k` and `pass@k`.
+    """Greedy accuracy on `examples`; with `samples` k > 1 also `maj@k` and `pass@k`, and with a
+    `rerank` scorer `rerank@k`; with `check_hacking` (multiple choice) the hacking check of the
+    greedy completions.
 
-    Returns metrics named `eval/accuracy`, `eval/mean_reward`, `eval/extracted_rate`, and for
-    k > 1 `eval/maj@k`, `eval/pass@k`.
+    Returns metrics named `eval/accuracy`, `eval/mean_reward`, `eval/extracted_rate`, `eval/n`;
+    for k > 1 `eval/maj@k`, `eval/pass@k` (and `eval/rerank@k`); with the check
+    `eval/hacking_rate` and `eval/hacking/*`.
     """
-    records = []
+    records: list[dict] = []
+    greedy_texts: list[str] = []
+    exec_results: list[ExecResult] = []
     bar = tqdm(
         total=len(examples), desc=desc, unit="q", dynamic_ncols=True, disable=not show_progress
     )
-    correct = 0
     for start in range(0, len(examples), batch_size):
         chunk = list(examples[start : start + batch_size])
         prompts = [make_prompt(e) for e in chunk]
         greedy = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, do_sample=False)
-        greedy_scores = scorer.score(greedy.texts, chunk)
-        sampled_texts: list[list[str]] = [[] for _ in chunk]
-        sampled_scores: list[list] = [[] for _ in chunk]
+        greedy_scores, results = scorer.score_with_results(greedy.texts, chunk)
+        greedy_texts += greedy.texts
+        exec_results += results or []
+        batch_records = [
+            greedy_record(e, text, score)
+            for e, text, score in zip(chunk, greedy.texts, greedy_scores, strict=True)
+        ]
         if samples > 1:
             batch = generate(
                 model,
@@ -85,47 +178,31 @@ def evaluate_model(
                 num_return_sequences=samples,
                 seed=seed + start,
             )
-            flat_examples = [e for e in chunk for _ in range(samples)]
-            flat_scores = scorer.score(batch.texts, flat_examples)
-            for i in range(len(chunk)):
-                sampled_texts[i] = batch.texts[i * samples : (i + 1) * samples]
-                sampled_scores[i] = flat_scores[i * samples : (i + 1) * samples]
-        for i, example in enumerate(chunk):
-            record = {
-                "id": example.id,
-                "answer": example.answer,
-                "completion": greedy.texts[i],
-                "extracted": greedy_scores[i].extracted,
-                "reward": greedy_scores[i].reward,
-                "correct": greedy_scores[i].correct,
-            }
-            if samples > 1:
-                answers = [s.extracted for s in sampled_scores[i]]
-                voted = majority_vote(answers, key=scorer.answer_key)
-                record["samples"] = sampled_texts[i]
-                record["sample_answers"] = answers
-                record["voted"] = voted
-                record["voted_correct"] = voted is not None and scorer.is_correct(voted, example)
-                record["pass"] = any(s.correct for s in sampled_scores[i])
-            records.append(record)
-            correct += record["correct"]
+            flat_scores = scorer.score(batch.texts, [e for e in chunk for _ in range(samples)])
+            rm_scores = (
+                rerank([p for p in prompts for _ in range(samples)], batch.texts)
+                if rerank is not None
+                else None
+            )
+            for i, record in enumerate(batch_records):
+                rows = slice(i * samples, (i + 1) * samples)
+                record.update(sample_fields(chunk[i], batch.texts[rows], flat_scores[rows], scorer))
+                if rm_scores is not None:
+                    record.update(rerank_fields(rm_scores[rows], record["sample_correct"]))
+        records += batch_records
         bar.update(len(chunk))
-        bar.set_postfix(acc=f"{correct / len(records):.3f}")
+        bar.set_postfix(acc=f"{sum(r['correct'] for r in records) / len(records):.3f}")
     bar.close()
 
-    n = max(1, len(records))
-    metrics = {
-        "eval/accuracy": sum(r["correct"] for r in records) / n,
-        "eval/mean_reward": sum(r["reward"] for r in records) / n,
-        "eval/extracted_rate": sum(r["extracted"] is not None for r in records) / n,
-        "eval/n": len(records),
-    }
-    if samples > 1:
-        metrics[f"eval/maj@{samples}"] = sum(r["voted_correct"] for r in records) / n
-        metrics[f"eval/pass@{samples}"] = sum(r["pass"] for r in records) / n
+    metrics = summarise(records, samples)
+    if check_hacking:
+        hacking, flagged = hacking_metrics(
+            greedy_texts, examples, exec_results if scorer.cot == "program" else None, scorer
+        )
+        metrics.update(hacking)
+        suspected = set(flagged)
+        for i, record in enumerate(records):
+            record["hack_suspected"] = i in suspected
     if predictions_path is not None:
-        predictions_path.parent.mkdir(parents=True, exist_ok=True)
-        with predictions_path.open("w", encoding="utf-8") as f:
-            for record in records:
-                f.write(json.dumps(record) + "\n")
+        write_predictions(predictions_path, records)
     return metrics

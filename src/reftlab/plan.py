@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from reftlab.config import PIPELINES, RunConfig
+from reftlab.config import RunConfig, pipeline
 
 # Split sizes of the Hub copies, shown by a dry run without downloading anything.
 HUB_SPLIT_SIZES = {
@@ -88,7 +88,7 @@ def make_plan(run: RunConfig) -> dict:
         "dataset": run.dataset.name,
         "model": run.model.name,
         "budget": run.budget.name,
-        "stages": list(PIPELINES[run.method.name]),
+        "stages": list(pipeline(run.method)),
         "splits": split_sizes(run, schedule),
         "schedule": asdict(schedule),
         "output_dir": str(out.resolve()),

@@ -13,13 +13,21 @@ from reftlab.data import Example
 from reftlab.rewards.numbers import parse_number
 from reftlab.rewards.programs import extract_program
 from reftlab.rewards.score import Score, is_choice, score_natural, score_number, score_program
+from reftlab.sandbox.result import ExecResult
 
 
 class Scorer:
     """Scores completions against examples; one per run, used by training and evaluation."""
 
-    def __init__(self, cot: str, partial_reward: float, markers: Sequence[str], fallback: str,
-                 program_timeout_s: float, workers: int | None = None):
+    def __init__(
+        self,
+        cot: str,
+        partial_reward: float,
+        markers: Sequence[str],
+        fallback: str,
+        program_timeout_s: float,
+        workers: int | None = None,
+    ):
         self.cot = cot
         self.partial_reward = partial_reward
         self.markers = tuple(markers)
@@ -36,15 +44,30 @@ class Scorer:
         return self._pool
 
     def score(self, completions: Sequence[str], examples: Sequence[Example]) -> list[Score]:
+        return self.score_with_results(completions, examples)[0]
+
+    def score_with_results(
+        self, completions: Sequence[str], examples: Sequence[Example]
+    ) -> tuple[list[Score], list[ExecResult] | None]:
+        """Scores, and for programs the sandbox results (the reward-hacking check reads them)."""
         if len(completions) != len(examples):
             raise ValueError(f"{len(completions)} completions for {len(examples)} examples")
         if self.cot == "program":
             results = self._sandbox().run([extract_program(c) for c in completions])
-            return [score_program(r, e, partial_reward=self.partial_reward)
-                    for r, e in zip(results, examples, strict=True)]
-        return [score_natural(c, e, partial_reward=self.partial_reward, markers=self.markers,
-                              fallback=self.fallback)
-                for c, e in zip(completions, examples, strict=True)]
+            return [
+                score_program(r, e, partial_reward=self.partial_reward)
+                for r, e in zip(results, examples, strict=True)
+            ], results
+        return [
+            score_natural(
+                c,
+                e,
+                partial_reward=self.partial_reward,
+                markers=self.markers,
+                fallback=self.fallback,
+            )
+            for c, e in zip(completions, examples, strict=True)
+        ], None
 
     def answer_key(self, answer: str) -> object:
         """Equivalence class of an extracted answer, for voting ("18" and "18.0" vote together)."""

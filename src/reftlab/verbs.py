@@ -1,4 +1,11 @@
-"""The verbs beside training: `reftlab score ...` and `reftlab report PATH`.
+"""The verbs beside training: `reftlab score ...`, `reftlab eval CHECKPOINT` and
+`reftlab report PATH`.
+
+`reftlab eval` evaluates a saved model on a data set's test split exactly as a run evaluates
+(`reftlab.evaluate`), writes the predictions and prints one JSON line of metrics.
+
+`reftlab report` (the table and plots themselves live in `reftlab.report`) reads a run or sweep
+dir and fails in one line when PATH holds no run or the report cannot be written.
 
 `reftlab score` scores a JSONL of completions against the test split of a data set with the
 reward a run composed from the same overrides would use, writes one result per item next to
@@ -8,6 +15,7 @@ unknown or duplicate id, bad override) is a `ReftlabError`: one line on stderr, 
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import sys
@@ -17,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reftlab.config import RunConfig
-from reftlab.data import CHOICE, Example
+from reftlab.data import CHOICE, Example, format_prompt
 from reftlab.errors import ReftlabError
 from reftlab.rewards import Score, check_choice_hacking, extract_program, score_program
 from reftlab.sandbox.result import ExecResult
@@ -320,6 +328,191 @@ def score(argv: Sequence[str]) -> int:
     return 0
 
 
+EVAL_USAGE = """\
+usage: reftlab eval CHECKPOINT [output=FILE] [OVERRIDES ...]
+
+Evaluate a saved model on the test split of a data set with the evaluation a run uses: greedy
+accuracy; with eval.samples=K also majority voting (maj@K) and pass@K; with eval.rerank=true
+also reranking of the K samples by a trained reward model (rerank@K); on multiple-choice data
+sets the reward-hacking check.
+
+  CHECKPOINT   a transformers model folder (config.json, weights, tokenizer): a run's
+               checkpoints/<stage>/final, or a warm-up in cache_dir/stages/sft-*.
+  output=FILE  per-question predictions, JSONL (default: eval_<dataset>_<cot>.jsonl here).
+  OVERRIDES    Hydra overrides as for training: dataset=..., cot=... (the prompt format the
+               model was trained with), budget.max_test_examples=N, model.max_new_tokens=N,
+               eval.samples=K, eval.temperature=T, eval.batch_size=B, precision=...;
+               eval.rerank=true needs eval.reward_model=DIR, a reward model that a run with
+               eval.rerank=true trained (cache_dir/stages/reward_model-*).
+
+Prints one JSON line: the eval/* metrics, and the checkpoint, data set, cot, test source and
+output file. Input errors: one line on stderr, exit 2.
+
+example:
+  reftlab eval outputs/.../checkpoints/ppo/final dataset=gsm8k dataset.path=DIR eval.samples=8
+"""
+
+
+def split_eval_args(argv: Sequence[str]) -> tuple[Path, Path | None, list[str]]:
+    """The checkpoint folder (the one argument without ``=``), ``output=FILE``, the overrides."""
+    positional = [arg for arg in argv if "=" not in arg and not arg.startswith("-")]
+    if len(positional) != 1:
+        found = f"got {len(positional)}: {' '.join(positional)}" if positional else "got none"
+        raise ReftlabError(
+            f"reftlab eval needs one CHECKPOINT folder ({found}); see reftlab eval --help"
+        )
+    output = None
+    overrides = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if arg in positional:
+            continue
+        if sep and key == OUTPUT_ARG:
+            if output is not None or not value:
+                raise ReftlabError("output= needs one file path, given once")
+            output = Path(value).expanduser()
+        else:
+            overrides.append(arg)
+    return Path(positional[0]).expanduser(), output, overrides
+
+
+def check_model_folder(path: Path, what: str = "CHECKPOINT") -> None:
+    """A folder that transformers can load a model from; else a one-line error."""
+    if not path.exists():
+        raise ReftlabError(f"{what} {path}: no such folder")
+    if not path.is_dir() or not (path / "config.json").is_file():
+        raise ReftlabError(
+            f"{what} {path} is not a model folder (no config.json); give a transformers "
+            "checkpoint folder such as a run's checkpoints/<stage>/final"
+        )
+
+
+def weights_dtype_for(precision: str) -> str:
+    """The dtype to load weights in for ``precision`` (auto: bf16 on GPUs that support it)."""
+    import torch
+
+    if precision == "auto":
+        use_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        return "bfloat16" if use_bf16 else "float32"
+    return {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}[precision]
+
+
+def eval_checkpoint(argv: Sequence[str]) -> int:
+    """Evaluate a saved model on a data set's test split (see ``EVAL_USAGE``)."""
+    if any(arg in ("-h", "--help") for arg in argv):
+        print(EVAL_USAGE, end="")
+        return 0
+    import torch
+
+    from reftlab.cli import compose_run
+    from reftlab.datasets import load_splits
+    from reftlab.evaluate import evaluate_model
+    from reftlab.models.pretrained import load_pretrained
+    from reftlab.plan import make_schedule
+    from reftlab.rerank import REWARD_HEAD_FILE, load_reward_model, make_reranker
+    from reftlab.scoring import make_scorer
+
+    checkpoint, output, overrides = split_eval_args(argv)
+    check_model_folder(checkpoint)
+    run = compose_run(overrides)
+    e = run.eval
+    reward_model = Path(e.reward_model).expanduser() if e.reward_model else None
+    if e.rerank and reward_model is None:
+        raise ReftlabError(
+            "eval.rerank=true in reftlab eval needs eval.reward_model=DIR (a reward model a run "
+            "with eval.rerank=true trained, under cache_dir/stages/reward_model-*)"
+        )
+    if reward_model is not None:
+        check_model_folder(reward_model, "eval.reward_model")
+        if not (reward_model / REWARD_HEAD_FILE).is_file():
+            raise ReftlabError(
+                f"eval.reward_model={reward_model} is not a reward model folder "
+                f"(no {REWARD_HEAD_FILE})"
+            )
+    output = output or Path(f"eval_{run.dataset.name}_{run.cot.name}.jsonl")
+    schedule = make_schedule(run)
+    splits = load_splits(run, need_train=False)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = weights_dtype_for(run.precision)
+    try:
+        model, tokenizer = load_pretrained(checkpoint, dtype=dtype)
+    except (OSError, ValueError) as exc:
+        raise ReftlabError(
+            f"CHECKPOINT {checkpoint}: cannot load the model: {str(exc).splitlines()[0]}"
+        ) from None
+    model.to(device)
+    rerank = None
+    if e.rerank and schedule.eval_samples > 1:
+        rm, rm_tokenizer = load_reward_model(reward_model, device, dtype)
+        rerank = make_reranker(rm, rm_tokenizer, e.batch_size, run.model.max_length)
+
+    with make_scorer(run) as scorer:
+        metrics = evaluate_model(
+            model,
+            tokenizer,
+            splits.test,
+            lambda example: format_prompt(run.cot.prompt_template, example),
+            scorer,
+            batch_size=e.batch_size,
+            max_new_tokens=schedule.max_new_tokens,
+            samples=schedule.eval_samples,
+            temperature=e.temperature,
+            seed=run.seed,
+            rerank=rerank,
+            check_hacking=run.dataset.answer_type == CHOICE,
+            predictions_path=output,
+            show_progress=False,
+        )
+    summary = {
+        **metrics,
+        "checkpoint": str(checkpoint),
+        "dataset": run.dataset.name,
+        "cot": run.cot.name,
+        "test_source": splits.sources["test"],
+        "reward_model": str(reward_model) if rerank is not None else None,
+        "output": str(output),
+    }
+    print(json.dumps(summary))
+    sys.stdout.flush()
+    return 0
+
+
+REPORT_USAGE = """\
+usage: reftlab report PATH [--out DIR]
+
+Results of a run dir, or of every run dir below PATH (a sweep's multirun/DATE/TIME/, or any
+folder of runs): one row per run with method, cot, dataset, model, the swept knobs, test and
+warm-up accuracy, voting/pass@k/rerank accuracy when evaluated, wall time, samples drawn and a
+status: done (summary.json), partial (metrics but no summary: where it stopped) or failed (why).
+
+Prints the table and writes report.csv (accuracies as fractions), report.md and plots:
+curves.png (training reward and eval accuracy against step), and test accuracy against the
+swept knobs (accuracy_heatmap.png for two knobs, accuracy_by_knob.png otherwise).
+
+  PATH       a run dir (holds config.yaml or .hydra/config.yaml) or a folder above run dirs
+  --out DIR  where the files go (default: PATH)
+"""
+
+
+class _ReportArgs(argparse.ArgumentParser):
+    """argparse that ends a usage error in one line (``ReftlabError``) instead of two."""
+
+    def error(self, message: str):
+        raise ReftlabError(f"{message}; see reftlab report --help")
+
+
 def report(argv: Sequence[str]) -> int:
-    """Results table and plots of a run or sweep directory."""
-    raise ReftlabError("`reftlab report` is not available yet")
+    """Results table, report.csv, report.md and plots of a run or sweep dir (``REPORT_USAGE``)."""
+    if any(arg in ("-h", "--help") for arg in argv):
+        print(REPORT_USAGE, end="")
+        return 0
+    from reftlab.report import format_report, make_report
+
+    parser = _ReportArgs(prog="reftlab report", add_help=False)
+    parser.add_argument("path", type=Path, metavar="PATH")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(list(argv))
+    result = make_report(args.path.expanduser(), args.out.expanduser() if args.out else None)
+    print(format_report(result))
+    sys.stdout.flush()
+    return 0

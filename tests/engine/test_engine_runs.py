@@ -159,3 +159,13 @@ def test_real_pretrained_model_path(tmp_path):
     assert len(tokenizer) > 40_000 and tokenizer.chat_template
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["model"] == "smollm2-135m" and 0.0 <= summary["test_accuracy"] <= 1.0
+
+
+def test_wandb_logger_runs_offline(tmp_path, monkeypatch):
+    """logger=wandb needs no account: offline mode writes a run that `wandb sync` can upload."""
+    run_dir = tmp_path / "run"
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    reftlab(run_dir, tmp_path / "cache", "method=sft", "logger=wandb")
+    offline_runs = list((run_dir / "wandb").glob("offline-run-*"))
+    assert len(offline_runs) == 1
+    assert (run_dir / "metrics.jsonl").is_file()  # the jsonl log is kept alongside

@@ -10,7 +10,7 @@ from reftlab.errors import ReftlabError
 from reftlab.runtime.context import RunContext
 from reftlab.runtime.tracking import MetricsLogger
 
-IMPLEMENTED = ("sft", "reft")
+IMPLEMENTED = ("sft", "reft", "bandit", "offline_st", "online_st", "prefixrl")
 
 
 def run_method(run: RunConfig, run_dir: Path) -> dict:

@@ -9,17 +9,35 @@ from typing import Any
 import torch
 
 from reftlab.config import RunConfig
-from reftlab.data import Example, format_prompt, format_target
+from reftlab.data import CHOICE, Example, format_prompt, format_target
 from reftlab.datasets import Splits, load_splits
+from reftlab.errors import ReftlabError
 from reftlab.evaluate import evaluate_model
 from reftlab.models.value import PolicyWithValue, disable_dropout, make_reference, unwrap_policy
 from reftlab.plan import Schedule, make_schedule
 from reftlab.policy import load_base_model, load_checkpoint, save_checkpoint
+from reftlab.rerank import (
+    REWARD_HEAD_FILE,
+    RewardModel,
+    RewardModelSettings,
+    load_reward_model,
+    make_reranker,
+    sample_labelled,
+    train_reward_model,
+)
 from reftlab.runtime.context import RunContext, seed_everything
 from reftlab.runtime.reuse import cached_stage, stage_key
 from reftlab.scoring import Scorer, make_scorer
 from reftlab.stages.rl import RLSettings, rl_steps_for
 from reftlab.stages.sft import SFTSettings, train_sft
+
+
+@dataclass(frozen=True)
+class WarmupSource:
+    """An SFT warm-up checkpoint and the cache key of everything it depends on."""
+
+    key: str
+    folder: Path
 
 
 @dataclass
@@ -34,6 +52,10 @@ class Env:
     tokenizer: Any
     scorer: Scorer
     run_dir: Path
+    # Set by `warmup`: the SFT checkpoint that reranking's reward model is trained from.
+    warmup_source: WarmupSource | None = None
+    # Set at the first reranked evaluation: eval.reward_model, or the one trained for this run.
+    reward_model_dir: Path | None = None
 
     def prompt(self, example: Example) -> str:
         return format_prompt(self.run.cot.prompt_template, example)
@@ -84,8 +106,18 @@ def sft_pairs(env: Env, examples: list[Example]) -> tuple[list[str], list[str]]:
 
 
 def evaluate(env: Env, model, name: str) -> dict[str, float]:
-    """Evaluate on the test split; predictions go to `predictions/<name>.jsonl`."""
+    """Evaluate on the test split; predictions go to `predictions/<name>.jsonl`.
+
+    With `eval.samples=k`: maj@k and pass@k; with `eval.rerank=true` also rerank@k (the reward
+    model is trained first if the run has none yet); on multiple choice, the hacking check.
+    """
     s, e = env.schedule, env.run.eval
+    rerank = None
+    if e.rerank and s.eval_samples > 1:
+        reward_model, rm_tokenizer = load_reward_model(
+            resolve_reward_model(env), env.accelerator.device, weights_dtype(env)
+        )
+        rerank = make_reranker(reward_model, rm_tokenizer, e.batch_size, env.run.model.max_length)
     return evaluate_model(
         unwrap_policy(model),
         env.tokenizer,
@@ -97,10 +129,93 @@ def evaluate(env: Env, model, name: str) -> dict[str, float]:
         samples=s.eval_samples,
         temperature=e.temperature,
         seed=env.run.seed,
+        rerank=rerank,
+        check_hacking=env.run.dataset.answer_type == CHOICE,
         predictions_path=env.run_dir / "predictions" / f"{name}.jsonl",
         desc=name,
         show_progress=env.ctx.is_main,
     )
+
+
+def weights_dtype(env: Env) -> str:
+    return "bfloat16" if env.accelerator.mixed_precision == "bf16" else "float32"
+
+
+def _capped(value: int, cap: int | None) -> int:
+    return value if cap is None else min(value, cap)
+
+
+def reward_model_settings(env: Env) -> RewardModelSettings:
+    e, m, b = env.run.eval, env.run.method, env.run.budget
+    return RewardModelSettings(
+        samples=_capped(e.rm_samples, b.max_samples_per_question),
+        epochs=_capped(e.rm_epochs, b.max_epochs),
+        lr=m.sft_lr if e.rm_lr is None else e.rm_lr,
+        batch_size=m.sft_batch_size if e.rm_batch_size is None else e.rm_batch_size,
+        max_length=env.run.model.max_length,
+        max_new_tokens=env.schedule.max_new_tokens,
+        seed=env.run.seed,
+        generation_batch_size=e.batch_size,
+    )
+
+
+def resolve_reward_model(env: Env) -> Path:
+    """The reward model folder: `eval.reward_model`, else the `reward_model` stage's output."""
+    if env.reward_model_dir is None:
+        given = env.run.eval.reward_model
+        if given:
+            folder = Path(given).expanduser()
+            if not (folder / REWARD_HEAD_FILE).is_file():
+                raise ReftlabError(
+                    f"eval.reward_model={given} is not a reward model folder (no "
+                    f"{REWARD_HEAD_FILE}); point at cache_dir/stages/reward_model-*"
+                )
+            env.reward_model_dir = folder
+        else:
+            result = env.ctx.stage("reward_model", lambda: reward_model_stage(env))
+            env.reward_model_dir = Path(result["model_dir"])
+    return env.reward_model_dir
+
+
+def reward_model_stage(env: Env) -> dict[str, Any]:
+    """Train the reranking reward model from the warm-up (sample, label, fit); reused from the
+    cache when a run with the same warm-up and reward-model settings already trained it."""
+    source = env.warmup_source
+    if source is None:
+        raise ReftlabError(
+            "eval.rerank=true trains its reward model from the run's SFT warm-up, and none ran "
+            "before this evaluation; give eval.reward_model=PATH"
+        )
+    settings = reward_model_settings(env)
+    key = stage_key(
+        stage="reward_model", warmup=source.key, settings=settings, precision=env.run.precision
+    )
+
+    def build(folder: Path) -> dict[str, Any]:
+        device = env.accelerator.device
+        sampler = load_checkpoint(source.folder, device)
+        samples = sample_labelled(
+            sampler,
+            env.tokenizer,
+            env.splits.train,
+            env.prompt,
+            env.scorer,
+            settings,
+            show_progress=env.ctx.is_main,
+        )
+        del sampler
+        reward_model = RewardModel(load_checkpoint(source.folder, device))
+        metrics = train_reward_model(
+            reward_model, env.tokenizer, samples, settings, env.ctx, env.accelerator
+        )
+        reward_model.save_pretrained(folder, env.tokenizer)
+        return {"metrics": metrics}
+
+    folder, info, reused = cached_stage(Path(env.run.cache_dir), "reward_model", key, build)
+    if reused:
+        print(f"[reward_model] reusing the reward model of an earlier run: {folder}", flush=True)
+    env.ctx.log({**info["metrics"], "reused": int(reused)}, stage="reward_model")
+    return {"model_dir": str(folder), "metrics": info["metrics"], "reused": reused}
 
 
 def warmup_key(env: Env, epochs: int) -> str:
@@ -128,6 +243,7 @@ def warmup(env: Env, model, stage: str = "sft_warmup", epochs: int | None = None
     """SFT warm-up on the gold CoTs, then its test accuracy; reused from the cache when a run with
     identical upstream settings already trained it. Returns (model, metrics)."""
     epochs = env.schedule.warmup_epochs if epochs is None else epochs
+    key = warmup_key(env, epochs)
 
     def build(folder: Path) -> dict[str, Any]:
         prompts, targets = sft_pairs(env, env.splits.train)
@@ -141,12 +257,13 @@ def warmup(env: Env, model, stage: str = "sft_warmup", epochs: int | None = None
             env.accelerator,
             stage,
         )
-        metrics = evaluate(env, model, stage)
+        # Saved before evaluating: a reranked evaluation trains its reward model from it.
         save_checkpoint(model, env.tokenizer, folder)
+        env.warmup_source = WarmupSource(key, folder)
+        metrics = evaluate(env, model, stage)
         return {"metrics": metrics, "global_step": env.ctx.global_step}
 
     def run_stage() -> dict[str, Any]:
-        key = warmup_key(env, epochs)
         folder, info, reused = cached_stage(Path(env.run.cache_dir), "sft", key, build)
         if reused:
             env.ctx.global_step = max(env.ctx.global_step, info["global_step"])
@@ -159,6 +276,7 @@ def warmup(env: Env, model, stage: str = "sft_warmup", epochs: int | None = None
         return {"model_dir": str(folder), "metrics": info["metrics"], "reused": reused}
 
     result = env.ctx.stage(stage, run_stage)
+    env.warmup_source = WarmupSource(key, Path(result["model_dir"]))
     model = load_checkpoint(result["model_dir"], env.accelerator.device)
     return model, result["metrics"]
 

@@ -231,8 +231,13 @@ def train_rl(
     ctx: RunContext,
     accelerator,
     stage: str,
+    extra_metrics: Callable[[list[Example], torch.Tensor], dict[str, float]] | None = None,
 ) -> dict[str, float]:
-    """Run `s.steps` RL steps on `questions`, updating `policy` in place; return last metrics."""
+    """Run `s.steps` RL steps on `questions`, updating `policy` in place; return last metrics.
+
+    `extra_metrics(rollout_examples, scores)`, if given, adds metrics to each step's record (one
+    example per rollout row, scores (B,)); PrefixRL splits the reward by prefixed and plain rows.
+    """
     optimizer = torch.optim.AdamW(policy.parameters(), lr=s.lr, weight_decay=0.0)
     policy, optimizer = accelerator.prepare(policy, optimizer)
     start = 0
@@ -287,6 +292,8 @@ def train_rl(
         update = update_policy(policy, optimizer, accelerator, exp, s, shuffle)
         ctx.global_step += 1
         metrics = step_metrics(exp, scored, update)
+        if extra_metrics is not None:
+            metrics.update(extra_metrics(rollout_examples, scores))
         ctx.log(metrics)
         bar.set_postfix(
             reward=f"{metrics['train/reward_mean']:.3f}",

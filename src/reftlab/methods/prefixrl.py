@@ -1,0 +1,112 @@
+"""PrefixRL: on-policy RL on hard problems conditioned on prefixes of successful off-policy
+traces; evaluated on plain problems. See `reftlab.stages.prefix` for what "hard" means.
+
+    base --sft warm-up--> policy_0
+    collect_traces: rejection-sample rejection_samples per problem from policy_0 (or read
+        trace_file); keep the successful traces of the hard problems -> traces/traces.jsonl
+    prefix_rl: a pool of prefixed problems (prompt + the first f of a trace's tokens, f in
+        [prefix_min_frac, prefix_max_frac]) and plain ones (plain_fraction of the pool);
+        rollouts_per_query rollouts each, group-normalised advantages, clipped PG. The prefix
+        is prompt, so no gradient flows through its tokens; the reward scores prefix + rollout.
+    evaluate policy_0 and policy on the plain test problems
+
+offpolicy_use=sft runs the paper's strongest baseline from the same traces instead: SFT of
+policy_0 on them (the warm-up's epochs and learning rate), then plain RL with the same settings.
+"""
+
+from __future__ import annotations
+
+from reftlab.data.prompts import TARGET_PREFIX
+from reftlab.data.traces import read_trace_file
+from reftlab.methods.common import (
+    Env,
+    evaluate,
+    finish_stage,
+    rl_settings,
+    sft_settings,
+    warmup,
+    with_value_head,
+)
+from reftlab.models.value import disable_dropout, make_reference
+from reftlab.policy import load_checkpoint
+from reftlab.stages.prefix import (
+    PrefixScorer,
+    RewardSplit,
+    build_pool,
+    prompt_with_prefix,
+    save_traces,
+    traces_from_file,
+    traces_from_samples,
+)
+from reftlab.stages.rl import train_rl
+from reftlab.stages.sampling import SamplingSettings
+from reftlab.stages.sft import train_sft
+
+
+def collect_traces(env: Env, model) -> dict:
+    m, s = env.run.method, env.schedule
+    if m.trace_source == "file":
+        traces, counts = traces_from_file(m.trace_file, env.splits.train,
+                                          lead=TARGET_PREFIX[env.run.cot.name])
+    else:
+        sampling = SamplingSettings(s.rejection_samples, m.temperature, m.top_p, s.max_new_tokens,
+                                    env.run.seed, env.run.eval.batch_size)
+        traces, counts = traces_from_samples(model, env.tokenizer, env.splits.train, env.prompt,
+                                             env.scorer, sampling, m.hard_max_pass_rate,
+                                             env.ctx.is_main)
+    if not traces:
+        print("[collect_traces] no hard problem has a successful trace: RL sees plain problems "
+              "only", flush=True)
+    result = save_traces(env.run_dir / "traces" / "traces.jsonl", traces, counts)
+    env.ctx.log({k: v for k, v in result.items() if k != "traces_path"})
+    return result
+
+
+def sft_on_traces(env: Env, model, traces: dict[str, list[str]]) -> dict:
+    by_id = {e.id: e for e in env.splits.train}
+    prompts = [env.prompt(by_id[i]) for i, texts in traces.items() for _ in texts]
+    targets = [t for texts in traces.values() for t in texts]
+    if not targets:
+        print("[sft_on_traces] no traces: plain RL starts from the warm-up", flush=True)
+        return finish_stage(env, "sft_on_traces", model)
+    train_sft(model, env.tokenizer, prompts, targets, sft_settings(env, env.schedule.warmup_epochs),
+              env.ctx, env.accelerator, "sft_on_traces")
+    return finish_stage(env, "sft_on_traces", model)
+
+
+def rl_on_pool(env: Env, model, traces: dict[str, list[str]], stage: str) -> dict:
+    m = env.run.method
+    pool = build_pool(env.splits.train, traces, env.tokenizer, len(env.splits.train),
+                      m.plain_fraction, m.prefix_min_frac, m.prefix_max_frac, env.run.seed)
+    settings = rl_settings(env, len(pool.items))
+    policy = with_value_head(env, model) if settings.uses_values else model
+    disable_dropout(policy)
+    reference = make_reference(model) if settings.kl_coef > 0 else None
+    split = RewardSplit(pool.prefixes)
+    train_rl(policy, reference, env.tokenizer, pool.items,
+             prompt_with_prefix(env.prompt, pool.prefixes), PrefixScorer(env.scorer, pool.prefixes),
+             settings, env.ctx, env.accelerator, stage, extra_metrics=split)
+    return {**finish_stage(env, stage, policy), **split.means(),
+            "prefixed_problems": len(pool.prefixes), "pool_size": len(pool.items)}
+
+
+def run(env: Env, model) -> dict:
+    model, warmup_metrics = warmup(env, model)
+    collected = env.ctx.stage("collect_traces", lambda: collect_traces(env, model))
+    traces = read_trace_file(collected["traces_path"]) if collected["traces"] else {}
+    if env.run.method.offpolicy_use == "sft":
+        tuned = env.ctx.stage("sft_on_traces", lambda: sft_on_traces(env, model, traces))
+        model = load_checkpoint(tuned["model_dir"], env.accelerator.device)
+        trained = env.ctx.stage("rl", lambda: rl_on_pool(env, model, {}, "rl"))
+    else:
+        trained = env.ctx.stage("prefix_rl", lambda: rl_on_pool(env, model, traces, "prefix_rl"))
+    policy = load_checkpoint(trained["model_dir"], env.accelerator.device)
+    test = env.ctx.stage("evaluate", lambda: evaluate(env, policy, "evaluate"))
+    env.ctx.log(test, stage="evaluate")
+    return {
+        "test_accuracy": test["eval/accuracy"],
+        "warmup_test_accuracy": warmup_metrics["eval/accuracy"],
+        **test,
+        **{k: v for k, v in collected.items() if k != "traces_path"},
+        **{k: v for k, v in trained.items() if k != "model_dir"},
+    }

@@ -1,0 +1,198 @@
+"""Self-training stages: learn from the model's own correct samples by maximum likelihood.
+
+Offline (ReFT's offline self-training baseline)::
+
+    sample_and_filter: k samples per training question from the warm-up model, keep up to
+        keep_correct distinct correct ones plus the gold CoT  -> a JSONL of training pairs
+    (the method then runs train_sft on those pairs)
+
+Online (ReFT's online self-training baseline, rejection-sampling fine-tuning inside the loop)::
+
+    for each step:
+        rollouts = sample(policy, questions, rollouts_per_query)
+        kept     = distinct correct rollouts per question [+ the gold CoT when mix_gold]
+        NLL steps on kept, in minibatches of mini_batch_size
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from reftlab.data import Example
+from reftlab.data.traces import read_trace_file, select_targets, write_trace_file
+from reftlab.models.value import unwrap_policy
+from reftlab.rollout import generate
+from reftlab.runtime.context import RunContext
+from reftlab.scoring import Scorer
+from reftlab.stages.rl import question_batch, step_seed
+from reftlab.stages.sampling import SamplingSettings, sample_solutions
+from reftlab.stages.sft import collate, completion_nll, encode_pairs
+
+
+def sample_and_filter(
+    model,
+    tokenizer,
+    examples: Sequence[Example],
+    make_prompt: Callable[[Example], str],
+    make_target: Callable[[Example], str],
+    scorer: Scorer,
+    sampling: SamplingSettings,
+    keep_correct: int,
+    path: Path,
+    show_progress: bool = True,
+) -> dict[str, float]:
+    """Sample, keep the gold CoT plus up to ``keep_correct`` distinct correct samples per
+    question, write them to ``path`` (trace JSONL) and return the counts."""
+    drawn = sample_solutions(model, tokenizer, examples, make_prompt, scorer, sampling,
+                             desc="sample_and_filter", show_progress=show_progress)
+    kept: dict[str, list[str]] = {}
+    for example, samples in zip(examples, drawn, strict=True):
+        kept[example.id] = select_targets(
+            samples.texts, samples.correct, keep_correct, gold=make_target(example)
+        )
+    write_trace_file(path, kept)
+    n_kept = sum(len(targets) - 1 for targets in kept.values())  # minus the gold CoT
+    return {
+        "samples_drawn": sum(len(s.texts) for s in drawn),
+        "samples_correct": sum(sum(s.correct) for s in drawn),
+        "samples_kept": n_kept,
+        "questions_with_kept": sum(len(targets) > 1 for targets in kept.values()),
+        "training_pairs": n_kept + len(examples),
+    }
+
+
+def read_pairs(
+    path: Path, examples: Sequence[Example], make_prompt: Callable[[Example], str]
+) -> tuple[list[str], list[str]]:
+    """(prompts, completions) of a trace file written by ``sample_and_filter``."""
+    by_id = {e.id: e for e in examples}
+    prompts, completions = [], []
+    for trace_id, texts in read_trace_file(path).items():
+        prompts += [make_prompt(by_id[trace_id])] * len(texts)
+        completions += texts
+    return prompts, completions
+
+
+@dataclass(frozen=True)
+class OnlineSTSettings:
+    steps: int
+    batch_size: int
+    mini_batch_size: int
+    rollouts_per_query: int
+    lr: float
+    mix_gold: bool
+    temperature: float
+    top_p: float
+    max_new_tokens: int
+    max_length: int
+    seed: int
+    max_grad_norm: float = 1.0
+
+
+def nll_steps(
+    policy, optimizer, accelerator, tokenizer, prompts: list[str], targets: list[str],
+    s: OnlineSTSettings, generator: torch.Generator,
+) -> dict[str, float]:
+    """One pass of NLL minibatch steps over (prompt, target) pairs in a random order."""
+    encoded = encode_pairs(tokenizer, prompts, targets, s.max_length)
+    order = torch.randperm(len(encoded), generator=generator).tolist()
+    losses, norms = [], []
+    for start in range(0, len(order), s.mini_batch_size):
+        rows = order[start : start + s.mini_batch_size]
+        batch = collate([encoded[i] for i in rows], tokenizer.pad_token_id)
+        batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+        with accelerator.autocast():
+            loss = completion_nll(policy, batch)
+        accelerator.backward(loss)
+        norms.append(float(accelerator.clip_grad_norm_(policy.parameters(), s.max_grad_norm)))
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+    return {"train/nll_loss": sum(losses) / len(losses), "train/grad_norm": sum(norms) / len(norms)}
+
+
+def train_online_st(
+    policy,
+    tokenizer,
+    questions: Sequence[Example],
+    make_prompt: Callable[[Example], str],
+    make_target: Callable[[Example], str],
+    scorer: Scorer,
+    s: OnlineSTSettings,
+    ctx: RunContext,
+    accelerator,
+    stage: str,
+) -> dict[str, float]:
+    """Run ``s.steps`` online self-training steps, updating ``policy`` in place; return the
+    last metrics. Checkpoints and resumes like ``train_rl``."""
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=s.lr, weight_decay=0.0)
+    policy, optimizer = accelerator.prepare(policy, optimizer)
+    start = 0
+    checkpoint = ctx.latest_checkpoint(stage)
+    if checkpoint is not None:
+        state = torch.load(checkpoint.path / "trainer.pt", weights_only=False)
+        accelerator.unwrap_model(policy).load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        ctx.restore_step_checkpoint(checkpoint)
+        start = checkpoint.stage_step
+        print(f"[{stage}] resumed from {checkpoint.path.name} (global step {ctx.global_step})")
+
+    def save(folder: Path) -> None:
+        torch.save(
+            {"model": accelerator.unwrap_model(policy).state_dict(),
+             "optimizer": optimizer.state_dict()},
+            folder / "trainer.pt",
+        )
+
+    k = s.rollouts_per_query
+    metrics: dict[str, float] = {}
+    bar = tqdm(total=s.steps, initial=start, desc=stage, unit="step", dynamic_ncols=True,
+               disable=not ctx.is_main)
+    for step in range(start, s.steps):
+        examples = question_batch(questions, step, s.batch_size, s.seed)
+        batch = generate(
+            unwrap_policy(accelerator.unwrap_model(policy)),
+            tokenizer,
+            [make_prompt(e) for e in examples],
+            max_new_tokens=s.max_new_tokens,
+            temperature=s.temperature,
+            top_p=s.top_p,
+            do_sample=True,
+            num_return_sequences=k,
+            seed=step_seed(s.seed, step),
+        )
+        scored = scorer.score(batch.texts, [e for e in examples for _ in range(k)])
+        prompts, targets = [], []
+        for q, example in enumerate(examples):
+            gold = make_target(example) if s.mix_gold else None
+            kept = select_targets(batch.texts[q * k : (q + 1) * k],
+                                  [x.correct for x in scored[q * k : (q + 1) * k]], k, gold)
+            prompts += [make_prompt(example)] * len(kept)
+            targets += kept
+        metrics = {
+            "train/accuracy": sum(x.correct for x in scored) / len(scored),
+            "train/reward_mean": sum(x.reward for x in scored) / len(scored),
+            "train/kept_samples": len(targets) - (len(examples) if s.mix_gold else 0),
+            "train/response_length": batch.response_mask.sum(dim=1).float().mean().item(),
+        }
+        if targets:  # without gold and with no correct sample there is nothing to learn from
+            policy.train()
+            shuffle = torch.Generator().manual_seed(step_seed(s.seed, step))
+            metrics.update(nll_steps(policy, optimizer, accelerator, tokenizer, prompts,
+                                     targets, s, shuffle))
+            policy.eval()
+        ctx.global_step += 1
+        ctx.log(metrics)
+        bar.set_postfix(acc=f"{metrics['train/accuracy']:.2f}",
+                        kept=metrics["train/kept_samples"])
+        bar.update(1)
+        if ctx.should_save(step + 1) and step + 1 < s.steps:
+            ctx.save_step_checkpoint(stage, step + 1, save)
+    bar.close()
+    policy.eval()
+    return metrics
