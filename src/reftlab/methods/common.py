@@ -309,15 +309,16 @@ def rl_settings(env: Env, n_questions: int) -> RLSettings:
 
 
 def with_value_head(env: Env, model) -> PolicyWithValue:
-    return PolicyWithValue(unwrap_policy(model), env.run.method.value_model).to(
-        env.accelerator.device
-    )
+    """The policy with ReFT's value head (or a separate critic); dropout off, as RL needs
+    identical log-probs across the sampling, old, new and reference forward passes."""
+    policy = PolicyWithValue(unwrap_policy(model), env.run.method.value_model)
+    disable_dropout(policy)
+    return policy.to(env.accelerator.device)
 
 
 def frozen_copy(model) -> torch.nn.Module:
-    ref = copy.deepcopy(unwrap_policy(model)).eval()
-    ref.requires_grad_(False)
-    return ref
+    """The reference model of the KL penalty: a frozen copy of the model RL starts from."""
+    return make_reference(model)
 
 
 def finish_stage(env: Env, stage: str, model) -> dict[str, str]:
