@@ -79,6 +79,14 @@ def split_sizes(run: RunConfig, schedule: Schedule) -> dict[str, str]:
     return sizes
 
 
+def stages_of(run: RunConfig) -> list[str]:
+    """The method's stages, with the reward model's before evaluation when reranking trains one."""
+    stages = list(PIPELINES[run.method.name])
+    if run.eval.rerank and not run.eval.reward_model:
+        stages.insert(stages.index("evaluate"), "reward_model")
+    return stages
+
+
 def make_plan(run: RunConfig) -> dict:
     schedule = make_schedule(run)
     out = Path(run.output_dir)

@@ -75,8 +75,10 @@ def format_summary(summary: dict, run_dir: Path) -> str:
     for i, (name, acc) in enumerate(rows):
         delta = f"  ({(acc - base) * 100:+.1f} points)" if i > 0 else ""
         lines.append(f"  {name:<22} {acc * 100:5.1f}%{delta}")
-    for key in sorted(k for k in summary if k.startswith(("eval/maj@", "eval/pass@"))):
+    for key in sorted(k for k in summary if k.startswith(("eval/maj@", "eval/pass@", "eval/rerank@"))):
         lines.append(f"  {key.removeprefix('eval/'):<22} {summary[key] * 100:5.1f}%")
+    if "eval/hacking_rate" in summary:
+        lines.append(f"  {'reward hacking rate':<22} {summary['eval/hacking_rate'] * 100:5.1f}%")
     lines.append(f"  results: {run_dir / 'summary.json'}")
     return "\n".join(lines)
 
