@@ -81,7 +81,7 @@ def split_sizes(run: RunConfig, schedule: Schedule) -> dict[str, str]:
 
 def stages_of(run: RunConfig) -> list[str]:
     """The method's stages, with the reward model's before evaluation when reranking trains one."""
-    stages = list(PIPELINES[run.method.name])
+    stages = list(pipeline(run.method))
     if run.eval.rerank and not run.eval.reward_model:
         stages.insert(stages.index("evaluate"), "reward_model")
     return stages
@@ -96,7 +96,7 @@ def make_plan(run: RunConfig) -> dict:
         "dataset": run.dataset.name,
         "model": run.model.name,
         "budget": run.budget.name,
-        "stages": list(pipeline(run.method)),
+        "stages": stages_of(run),
         "splits": split_sizes(run, schedule),
         "schedule": asdict(schedule),
         "output_dir": str(out.resolve()),
