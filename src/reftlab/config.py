@@ -292,9 +292,7 @@ def validate(run: RunConfig) -> None:
     if not 0.0 <= m.plain_fraction <= 1.0:
         raise ConfigError(f"method.plain_fraction={m.plain_fraction} must lie in [0, 1]")
     if not 0.0 <= m.hard_max_pass_rate <= 1.0:
-        raise ConfigError(
-            f"method.hard_max_pass_rate={m.hard_max_pass_rate} must lie in [0, 1]"
-        )
+        raise ConfigError(f"method.hard_max_pass_rate={m.hard_max_pass_rate} must lie in [0, 1]")
     if m.keep_correct < 0:
         raise ConfigError(f"method.keep_correct={m.keep_correct} must be >= 0 (0: gold only)")
     if m.name == "prefixrl" and m.trace_file and m.trace_source != "file":

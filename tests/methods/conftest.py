@@ -39,8 +39,15 @@ def tokenizer(examples, tmp_path_factory):
 
 @pytest.fixture()
 def small_model(tokenizer):
-    return build_tiny_model(tokenizer, hidden_size=32, num_layers=2, num_heads=4,
-                            intermediate_size=64, max_position_embeddings=256, seed=0)
+    return build_tiny_model(
+        tokenizer,
+        hidden_size=32,
+        num_layers=2,
+        num_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=256,
+        seed=0,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +57,7 @@ def method_env():
     register_configs()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+
         def make(*overrides: str):
             run = to_run_config(compose("config", overrides=[*overrides, "output_dir=."]))
             return SimpleNamespace(run=run, schedule=make_schedule(run))

@@ -19,7 +19,11 @@ PROMPTS = [
     "Question: Tom has 5 books.\nAnswer:",
     "Question: Mia has 4 pens. She loses 1. How many pens does Mia have now?\nAnswer:",
 ]
-RESPONSES = [" 27 + 3 = 30.\nThe answer is 30.", " The answer is 5.", " 4 - 1 = 2.\nThe answer is 2."]
+RESPONSES = [
+    " 27 + 3 = 30.\nThe answer is 30.",
+    " The answer is 5.",
+    " 4 - 1 = 2.\nThe answer is 2.",
+]
 # Raw outcome rewards (partial credit 0.1 for the wrong but well-formed third answer).
 REWARDS = [1.0, 1.0, 0.1]
 
@@ -57,7 +61,10 @@ def sequence_logprob(model, query: list[int], response: list[int]) -> torch.Tens
 
 
 def hand_gradient(model, queries, responses, normaliser) -> list[torch.Tensor]:
-    terms = [r * sequence_logprob(model, q, y) for r, q, y in zip(REWARDS, queries, responses)]
+    terms = [
+        r * sequence_logprob(model, q, y)
+        for r, q, y in zip(REWARDS, queries, responses, strict=True)
+    ]
     loss = -sum(terms) / normaliser
     return list(torch.autograd.grad(loss, list(model.parameters())))
 
@@ -81,8 +88,14 @@ def test_bandit_step_is_exactly_the_reinforce_gradient(method_env, tokenizer, sm
     assert torch.equal(exp.advantages, scores[:, None] * mask)
 
     optimizer = GradCapture(small_model.parameters())
-    update_policy(small_model, optimizer, Accelerator(cpu=True), exp, settings,
-                  torch.Generator().manual_seed(0))
+    update_policy(
+        small_model,
+        optimizer,
+        Accelerator(cpu=True),
+        exp,
+        settings,
+        torch.Generator().manual_seed(0),
+    )
     assert len(optimizer.steps) == 1  # one gradient step per batch: no reuse of samples
 
     n_tokens = sum(len(y) for y in responses)  # token mean over the batch (rl.losses)
@@ -94,10 +107,9 @@ def test_bandit_step_is_exactly_the_reinforce_gradient(method_env, tokenizer, sm
     # The check can fail: normalising per sequence instead gives a different gradient.
     per_sequence = [
         r * sequence_logprob(small_model, q, y) / len(y)
-        for r, q, y in zip(REWARDS, queries, responses)
+        for r, q, y in zip(REWARDS, queries, responses, strict=True)
     ]
-    wrong = torch.autograd.grad(-sum(per_sequence) / len(REWARDS),
-                                list(small_model.parameters()))
+    wrong = torch.autograd.grad(-sum(per_sequence) / len(REWARDS), list(small_model.parameters()))
     with pytest.raises(AssertionError):
         for got, want in zip(optimizer.steps[0], wrong, strict=True):
             torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-7)

@@ -80,8 +80,9 @@ def test_drawn_fractions_stay_in_range():
 
 def test_pool_mixes_prefixed_and_plain_in_the_asked_share():
     problems = [f"p{i}" for i in range(10)]
-    pool = plan_pool(problems, ["p1", "p4", "p7"], size=10, plain_fraction=0.3,
-                     rng=random.Random(0))
+    pool = plan_pool(
+        problems, ["p1", "p4", "p7"], size=10, plain_fraction=0.3, rng=random.Random(0)
+    )
     prefixed = [i for i, is_prefixed in pool if is_prefixed]
     plain = [i for i, is_prefixed in pool if not is_prefixed]
     assert len(pool) == 10 and len(prefixed) == round(0.7 * 10) == 7
@@ -102,8 +103,16 @@ def test_pool_is_all_plain_without_hard_problems_or_at_plain_fraction_one():
 def test_build_pool_cuts_traces_at_the_drawn_token_fraction(examples, tokenizer):
     hard = examples[:3]
     traces = {e.id: [" " + e.cot] for e in hard}
-    pool = build_pool(examples, traces, tokenizer, size=40, plain_fraction=0.25,
-                      min_frac=0.3, max_frac=0.6, seed=0)
+    pool = build_pool(
+        examples,
+        traces,
+        tokenizer,
+        size=40,
+        plain_fraction=0.25,
+        min_frac=0.3,
+        max_frac=0.6,
+        seed=0,
+    )
     assert len(pool.items) == 40 and len(pool.prefixes) == 30
     for item in pool.items:
         if item.id not in pool.prefixes:
@@ -129,8 +138,7 @@ def test_the_reward_judges_prefix_plus_completion(examples):
     # The completion alone has no answer; with its prefix it is the right one.
     assert not scorer().score(["."], [item])[0].correct
     assert PrefixScorer(scorer(), prefixes).score(["."], [item])[0].correct
-    plain = PrefixScorer(scorer(), prefixes).score([f" The answer is {example.answer}."],
-                                                  [example])
+    plain = PrefixScorer(scorer(), prefixes).score([f" The answer is {example.answer}."], [example])
     assert plain[0].correct
 
 
@@ -156,8 +164,11 @@ def test_trace_files_round_trip_and_keep_several_traces_per_id(tmp_path):
 
 @pytest.mark.parametrize(
     "line,message",
-    [("not json", "line 2: not JSON"), ('{"id": "q"}', 'line 2: a trace needs "id"'),
-     ('["q", "x"]', "line 2: expected an object")],
+    [
+        ("not json", "line 2: not JSON"),
+        ('{"id": "q"}', 'line 2: a trace needs "id"'),
+        ('["q", "x"]', "line 2: expected an object"),
+    ],
 )
 def test_malformed_trace_lines_name_file_and_line(line, message):
     with pytest.raises(DataError, match=message):
@@ -187,20 +198,31 @@ class FullLogits(nn.Module):
         self.logits: torch.Tensor | None = None
 
     def forward(self, input_ids, attention_mask, position_ids=None, use_cache=False):
-        out = self.lm(input_ids=input_ids, attention_mask=attention_mask,
-                      position_ids=position_ids, use_cache=False)
+        out = self.lm(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            use_cache=False,
+        )
         if out.logits.requires_grad:
             out.logits.retain_grad()
         self.logits = out.logits
         return out
 
 
-def test_prefix_tokens_are_prompt_and_get_no_gradient(method_env, examples, tokenizer,
-                                                      small_model):
+def test_prefix_tokens_are_prompt_and_get_no_gradient(method_env, examples, tokenizer, small_model):
     example = examples[0]
     trace = " " + example.cot
-    pool = build_pool([example], {example.id: [trace]}, tokenizer, size=1, plain_fraction=0.0,
-                      min_frac=0.5, max_frac=0.5, seed=0)
+    pool = build_pool(
+        [example],
+        {example.id: [trace]},
+        tokenizer,
+        size=1,
+        plain_fraction=0.0,
+        min_frac=0.5,
+        max_frac=0.5,
+        seed=0,
+    )
     (item,) = pool.items
     prefix = pool.prefixes[item.id]
     prompt = prompt_with_prefix(make_prompt, pool.prefixes)(item)
@@ -212,19 +234,27 @@ def test_prefix_tokens_are_prompt_and_get_no_gradient(method_env, examples, toke
 
     # Two rollouts of the prefixed prompt with different rewards (a group-normalised advantage
     # needs a difference): the true continuation and a wrong one.
-    continuations = [trace[len(prefix):], " 1.\nThe answer is 1."]
+    continuations = [trace[len(prefix) :], " 1.\nThe answer is 1."]
     responses = [tokenizer(c)["input_ids"] + [tokenizer.eos_token_id] for c in continuations]
     tensors = collate_rollouts([query, query], responses, tokenizer.pad_token_id)
     batch = RolloutBatch(**tensors, texts=continuations, group_ids=torch.zeros(2, dtype=torch.long))
     assert batch.response_mask.sum(dim=1).tolist() == [len(r) for r in responses]
 
-    settings = rl_settings(method_env("method=prefixrl", "method.rollouts_per_query=2",
-                                      "method.mini_batch_size=2", "method.batch_size=1"), 1)
+    settings = rl_settings(
+        method_env(
+            "method=prefixrl",
+            "method.rollouts_per_query=2",
+            "method.mini_batch_size=2",
+            "method.batch_size=1",
+        ),
+        1,
+    )
     policy = FullLogits(small_model)
     exp = make_experience(policy, None, batch, torch.tensor([1.0, 0.0]), settings)
     optimizer = torch.optim.SGD(policy.parameters(), lr=0.0)
-    update_policy(policy, optimizer, Accelerator(cpu=True), exp, settings,
-                  torch.Generator().manual_seed(0))
+    update_policy(
+        policy, optimizer, Accelerator(cpu=True), exp, settings, torch.Generator().manual_seed(0)
+    )
     grad = policy.logits.grad  # (B, T, V); position p predicts token p + 1
     tq = batch.query_length
     # Every position that predicts a prompt token, the prefix included, gets no gradient ...

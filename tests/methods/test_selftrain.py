@@ -55,11 +55,22 @@ def test_sample_and_filter_with_real_scoring(examples, tmp_path, monkeypatch):
 
     monkeypatch.setattr(sampling, "generate", fake_generate)
     scorer = Scorer("natural", 0.0, ["the answer is", "####"], "none", 2.0)
-    settings = SamplingSettings(samples=4, temperature=1.0, top_p=1.0, max_new_tokens=8, seed=0,
-                                questions_per_batch=2)
+    settings = SamplingSettings(
+        samples=4, temperature=1.0, top_p=1.0, max_new_tokens=8, seed=0, questions_per_batch=2
+    )
     path = tmp_path / "kept.jsonl"
-    counts = sample_and_filter(None, None, chosen, prompt, target, scorer, settings,
-                               keep_correct=5, path=path, show_progress=False)
+    counts = sample_and_filter(
+        None,
+        None,
+        chosen,
+        prompt,
+        target,
+        scorer,
+        settings,
+        keep_correct=5,
+        path=path,
+        show_progress=False,
+    )
     assert counts == {
         "samples_drawn": 3 * 4,
         "samples_correct": 3 * 3,

@@ -70,8 +70,8 @@ def parse_trace_lines(lines: Iterable[str], source: str) -> dict[str, list[str]]
         trace_id, completion = record.get("id"), record.get("completion")
         if trace_id is None or not isinstance(completion, str) or not completion.strip():
             raise DataError(
-                f"{source}, line {number}: a trace needs \"id\" and a non-empty string "
-                f"\"completion\" (got keys {sorted(record)})"
+                f'{source}, line {number}: a trace needs "id" and a non-empty string '
+                f'"completion" (got keys {sorted(record)})'
             )
         traces.setdefault(str(trace_id), []).append(completion)
     return traces

@@ -14,8 +14,16 @@ method.policy_loss=ppo_clip), method.reward_shape.
 
 from __future__ import annotations
 
-from reftlab.methods.common import Env, evaluate, finish_stage, rl_settings, warmup, with_value_head
-from reftlab.models.value import disable_dropout, make_reference
+from reftlab.methods.common import (
+    Env,
+    evaluate,
+    finish_stage,
+    frozen_copy,
+    rl_settings,
+    warmup,
+    with_value_head,
+)
+from reftlab.models.value import disable_dropout
 from reftlab.policy import load_checkpoint
 from reftlab.stages.rl import train_rl
 
@@ -28,7 +36,7 @@ def run(env: Env, model) -> dict:
         # The value head exists only for the advantage=gae ablation.
         policy = with_value_head(env, model) if settings.uses_values else model
         disable_dropout(policy)
-        reference = make_reference(model) if settings.kl_coef > 0 else None
+        reference = frozen_copy(model) if settings.kl_coef > 0 else None
         train_rl(
             policy,
             reference,

@@ -35,8 +35,18 @@ def run(env: Env, model) -> dict:
             questions_per_batch=env.run.eval.batch_size,
         )
         path = env.run_dir / "samples" / "offline_st.jsonl"
-        counts = sample_and_filter(model, env.tokenizer, env.splits.train, env.prompt, env.target,
-                                   env.scorer, sampling, m.keep_correct, path, env.ctx.is_main)
+        counts = sample_and_filter(
+            model,
+            env.tokenizer,
+            env.splits.train,
+            env.prompt,
+            env.target,
+            env.scorer,
+            sampling,
+            m.keep_correct,
+            path,
+            env.ctx.is_main,
+        )
         env.ctx.log(counts)
         return {"path": str(path), **counts}
 
@@ -48,8 +58,16 @@ def run(env: Env, model) -> dict:
         else:
             start = model
         prompts, targets = read_pairs(Path(kept["path"]), env.splits.train, env.prompt)
-        train_sft(start, env.tokenizer, prompts, targets, sft_settings(env, s.rl_epochs),
-                  env.ctx, env.accelerator, "sft_on_samples")
+        train_sft(
+            start,
+            env.tokenizer,
+            prompts,
+            targets,
+            sft_settings(env, s.rl_epochs),
+            env.ctx,
+            env.accelerator,
+            "sft_on_samples",
+        )
         return finish_stage(env, "sft_on_samples", start)
 
     trained = env.ctx.stage("sft_on_samples", sft_on_samples)

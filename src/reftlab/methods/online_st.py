@@ -36,9 +36,18 @@ def run(env: Env, model) -> dict:
     model, warmup_metrics = warmup(env, model)
 
     def self_train() -> dict:
-        train_online_st(model, env.tokenizer, env.splits.train, env.prompt, env.target,
-                        env.scorer, online_settings(env), env.ctx, env.accelerator,
-                        "online_self_training")
+        train_online_st(
+            model,
+            env.tokenizer,
+            env.splits.train,
+            env.prompt,
+            env.target,
+            env.scorer,
+            online_settings(env),
+            env.ctx,
+            env.accelerator,
+            "online_self_training",
+        )
         return finish_stage(env, "online_self_training", model)
 
     trained = env.ctx.stage("online_self_training", self_train)

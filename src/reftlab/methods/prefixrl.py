@@ -22,12 +22,13 @@ from reftlab.methods.common import (
     Env,
     evaluate,
     finish_stage,
+    frozen_copy,
     rl_settings,
     sft_settings,
     warmup,
     with_value_head,
 )
-from reftlab.models.value import disable_dropout, make_reference
+from reftlab.models.value import disable_dropout
 from reftlab.policy import load_checkpoint
 from reftlab.stages.prefix import (
     PrefixScorer,
@@ -46,17 +47,33 @@ from reftlab.stages.sft import train_sft
 def collect_traces(env: Env, model) -> dict:
     m, s = env.run.method, env.schedule
     if m.trace_source == "file":
-        traces, counts = traces_from_file(m.trace_file, env.splits.train,
-                                          lead=TARGET_PREFIX[env.run.cot.name])
+        traces, counts = traces_from_file(
+            m.trace_file, env.splits.train, lead=TARGET_PREFIX[env.run.cot.name]
+        )
     else:
-        sampling = SamplingSettings(s.rejection_samples, m.temperature, m.top_p, s.max_new_tokens,
-                                    env.run.seed, env.run.eval.batch_size)
-        traces, counts = traces_from_samples(model, env.tokenizer, env.splits.train, env.prompt,
-                                             env.scorer, sampling, m.hard_max_pass_rate,
-                                             env.ctx.is_main)
+        sampling = SamplingSettings(
+            samples=s.rejection_samples,
+            temperature=m.temperature,
+            top_p=m.top_p,
+            max_new_tokens=s.max_new_tokens,
+            seed=env.run.seed,
+            questions_per_batch=env.run.eval.batch_size,
+        )
+        traces, counts = traces_from_samples(
+            model,
+            env.tokenizer,
+            env.splits.train,
+            env.prompt,
+            env.scorer,
+            sampling,
+            m.hard_max_pass_rate,
+            env.ctx.is_main,
+        )
     if not traces:
-        print("[collect_traces] no hard problem has a successful trace: RL sees plain problems "
-              "only", flush=True)
+        print(
+            "[collect_traces] no hard problem has a successful trace: RL sees plain problems only",
+            flush=True,
+        )
     result = save_traces(env.run_dir / "traces" / "traces.jsonl", traces, counts)
     env.ctx.log({k: v for k, v in result.items() if k != "traces_path"})
     return result
@@ -69,25 +86,55 @@ def sft_on_traces(env: Env, model, traces: dict[str, list[str]]) -> dict:
     if not targets:
         print("[sft_on_traces] no traces: plain RL starts from the warm-up", flush=True)
         return finish_stage(env, "sft_on_traces", model)
-    train_sft(model, env.tokenizer, prompts, targets, sft_settings(env, env.schedule.warmup_epochs),
-              env.ctx, env.accelerator, "sft_on_traces")
+    train_sft(
+        model,
+        env.tokenizer,
+        prompts,
+        targets,
+        sft_settings(env, env.schedule.warmup_epochs),
+        env.ctx,
+        env.accelerator,
+        "sft_on_traces",
+    )
     return finish_stage(env, "sft_on_traces", model)
 
 
 def rl_on_pool(env: Env, model, traces: dict[str, list[str]], stage: str) -> dict:
     m = env.run.method
-    pool = build_pool(env.splits.train, traces, env.tokenizer, len(env.splits.train),
-                      m.plain_fraction, m.prefix_min_frac, m.prefix_max_frac, env.run.seed)
+    pool = build_pool(
+        env.splits.train,
+        traces,
+        env.tokenizer,
+        len(env.splits.train),
+        m.plain_fraction,
+        m.prefix_min_frac,
+        m.prefix_max_frac,
+        env.run.seed,
+    )
     settings = rl_settings(env, len(pool.items))
     policy = with_value_head(env, model) if settings.uses_values else model
     disable_dropout(policy)
-    reference = make_reference(model) if settings.kl_coef > 0 else None
+    reference = frozen_copy(model) if settings.kl_coef > 0 else None
     split = RewardSplit(pool.prefixes)
-    train_rl(policy, reference, env.tokenizer, pool.items,
-             prompt_with_prefix(env.prompt, pool.prefixes), PrefixScorer(env.scorer, pool.prefixes),
-             settings, env.ctx, env.accelerator, stage, extra_metrics=split)
-    return {**finish_stage(env, stage, policy), **split.means(),
-            "prefixed_problems": len(pool.prefixes), "pool_size": len(pool.items)}
+    train_rl(
+        policy,
+        reference,
+        env.tokenizer,
+        pool.items,
+        prompt_with_prefix(env.prompt, pool.prefixes),
+        PrefixScorer(env.scorer, pool.prefixes),
+        settings,
+        env.ctx,
+        env.accelerator,
+        stage,
+        extra_metrics=split,
+    )
+    return {
+        **finish_stage(env, stage, policy),
+        **split.means(),
+        "prefixed_problems": len(pool.prefixes),
+        "pool_size": len(pool.items),
+    }
 
 
 def run(env: Env, model) -> dict:

@@ -5,7 +5,7 @@ base model --sft--> evaluate
 
 from __future__ import annotations
 
-from reftlab.methods.common import Env, evaluate, warmup
+from reftlab.methods.common import Env, warmup
 
 
 def run(env: Env, model) -> dict:

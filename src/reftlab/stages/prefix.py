@@ -49,8 +49,16 @@ def traces_from_samples(
     show_progress: bool = True,
 ) -> tuple[dict[str, list[str]], dict[str, int]]:
     """Rejection sampling: the distinct correct samples of the hard problems, and the counts."""
-    drawn = sample_solutions(model, tokenizer, examples, make_prompt, scorer, sampling,
-                             desc="collect_traces", show_progress=show_progress)
+    drawn = sample_solutions(
+        model,
+        tokenizer,
+        examples,
+        make_prompt,
+        scorer,
+        sampling,
+        desc="collect_traces",
+        show_progress=show_progress,
+    )
     traces = {}
     for example, samples in zip(examples, drawn, strict=True):
         if 0.0 < samples.pass_rate <= hard_max_pass_rate:
@@ -81,8 +89,11 @@ def traces_from_file(
             f"trace file {path}: none of its {len(found)} ids (e.g. {example!r}) is the id of a "
             f"training example (e.g. {examples[0].id!r})"
         )
-    return traces, {"samples_drawn": 0, "problems_solved": len(traces),
-                    "hard_problems": len(traces)}
+    return traces, {
+        "samples_drawn": 0,
+        "problems_solved": len(traces),
+        "hard_problems": len(traces),
+    }
 
 
 def save_traces(path: Path, traces: dict[str, list[str]], counts: dict[str, int]) -> dict:
@@ -143,7 +154,9 @@ class PrefixScorer:
         self.prefixes = prefixes
 
     def score(self, completions: Sequence[str], examples: Sequence[Example]):
-        whole = [self.prefixes.get(e.id, "") + c for c, e in zip(completions, examples, strict=True)]
+        whole = [
+            self.prefixes.get(e.id, "") + c for c, e in zip(completions, examples, strict=True)
+        ]
         return self.scorer.score(whole, examples)
 
 
@@ -167,5 +180,6 @@ class RewardSplit:
         return metrics
 
     def means(self) -> dict[str, float]:
-        return {f"train_reward_{k}": self.sums[k] / self.counts[k] for k in self.sums
-                if self.counts[k]}
+        return {
+            f"train_reward_{k}": self.sums[k] / self.counts[k] for k in self.sums if self.counts[k]
+        }

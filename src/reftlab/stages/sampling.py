@@ -52,8 +52,9 @@ def sample_solutions(
     how many chunks came before.
     """
     out: list[Samples] = []
-    bar = tqdm(total=len(examples), desc=desc, unit="q", dynamic_ncols=True,
-               disable=not show_progress)
+    bar = tqdm(
+        total=len(examples), desc=desc, unit="q", dynamic_ncols=True, disable=not show_progress
+    )
     for index, start in enumerate(range(0, len(examples), s.questions_per_batch)):
         chunk = list(examples[start : start + s.questions_per_batch])
         batch = generate(

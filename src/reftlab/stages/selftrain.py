@@ -48,8 +48,16 @@ def sample_and_filter(
 ) -> dict[str, float]:
     """Sample, keep the gold CoT plus up to ``keep_correct`` distinct correct samples per
     question, write them to ``path`` (trace JSONL) and return the counts."""
-    drawn = sample_solutions(model, tokenizer, examples, make_prompt, scorer, sampling,
-                             desc="sample_and_filter", show_progress=show_progress)
+    drawn = sample_solutions(
+        model,
+        tokenizer,
+        examples,
+        make_prompt,
+        scorer,
+        sampling,
+        desc="sample_and_filter",
+        show_progress=show_progress,
+    )
     kept: dict[str, list[str]] = {}
     for example, samples in zip(examples, drawn, strict=True):
         kept[example.id] = select_targets(
@@ -95,8 +103,14 @@ class OnlineSTSettings:
 
 
 def nll_steps(
-    policy, optimizer, accelerator, tokenizer, prompts: list[str], targets: list[str],
-    s: OnlineSTSettings, generator: torch.Generator,
+    policy,
+    optimizer,
+    accelerator,
+    tokenizer,
+    prompts: list[str],
+    targets: list[str],
+    s: OnlineSTSettings,
+    generator: torch.Generator,
 ) -> dict[str, float]:
     """One pass of NLL minibatch steps over (prompt, target) pairs in a random order."""
     encoded = encode_pairs(tokenizer, prompts, targets, s.max_length)
@@ -144,15 +158,23 @@ def train_online_st(
 
     def save(folder: Path) -> None:
         torch.save(
-            {"model": accelerator.unwrap_model(policy).state_dict(),
-             "optimizer": optimizer.state_dict()},
+            {
+                "model": accelerator.unwrap_model(policy).state_dict(),
+                "optimizer": optimizer.state_dict(),
+            },
             folder / "trainer.pt",
         )
 
     k = s.rollouts_per_query
     metrics: dict[str, float] = {}
-    bar = tqdm(total=s.steps, initial=start, desc=stage, unit="step", dynamic_ncols=True,
-               disable=not ctx.is_main)
+    bar = tqdm(
+        total=s.steps,
+        initial=start,
+        desc=stage,
+        unit="step",
+        dynamic_ncols=True,
+        disable=not ctx.is_main,
+    )
     for step in range(start, s.steps):
         examples = question_batch(questions, step, s.batch_size, s.seed)
         batch = generate(
@@ -170,8 +192,12 @@ def train_online_st(
         prompts, targets = [], []
         for q, example in enumerate(examples):
             gold = make_target(example) if s.mix_gold else None
-            kept = select_targets(batch.texts[q * k : (q + 1) * k],
-                                  [x.correct for x in scored[q * k : (q + 1) * k]], k, gold)
+            kept = select_targets(
+                batch.texts[q * k : (q + 1) * k],
+                [x.correct for x in scored[q * k : (q + 1) * k]],
+                k,
+                gold,
+            )
             prompts += [make_prompt(example)] * len(kept)
             targets += kept
         metrics = {
@@ -183,13 +209,13 @@ def train_online_st(
         if targets:  # without gold and with no correct sample there is nothing to learn from
             policy.train()
             shuffle = torch.Generator().manual_seed(step_seed(s.seed, step))
-            metrics.update(nll_steps(policy, optimizer, accelerator, tokenizer, prompts,
-                                     targets, s, shuffle))
+            metrics.update(
+                nll_steps(policy, optimizer, accelerator, tokenizer, prompts, targets, s, shuffle)
+            )
             policy.eval()
         ctx.global_step += 1
         ctx.log(metrics)
-        bar.set_postfix(acc=f"{metrics['train/accuracy']:.2f}",
-                        kept=metrics["train/kept_samples"])
+        bar.set_postfix(acc=f"{metrics['train/accuracy']:.2f}", kept=metrics["train/kept_samples"])
         bar.update(1)
         if ctx.should_save(step + 1) and step + 1 < s.steps:
             ctx.save_step_checkpoint(stage, step + 1, save)
