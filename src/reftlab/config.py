@@ -201,6 +201,10 @@ class RunConfig:
     dry_run: bool = False
     resume: bool = False
     save_every: int = 0
+    # Each optimizer step's batch is split into (processes x grad_accum) shards.
+    grad_accum: int = 1
+    # DeepSpeed config for multi-GPU runs: null, a shipped name (zero2) or a JSON path.
+    deepspeed: str | None = None
     cache_dir: str = "~/.cache/reftlab"
     output_dir: str = "."
 
@@ -331,5 +335,27 @@ def validate(run: RunConfig) -> None:
             "give either dataset.path=DIR (a folder with the usual split names) or "
             "dataset.train_file/dataset.test_file, not both"
         )
+    _check_scale_out(run)
     if run.model.kind == "pretrained" and not run.model.path:
         raise ConfigError(f"model={run.model.name} needs model.path (a Hub id or a local folder)")
+
+
+def _check_scale_out(run: RunConfig) -> None:
+    """grad_accum and deepspeed; the number of processes is only known when the job starts."""
+    if run.grad_accum < 1:
+        raise ConfigError(f"grad_accum={run.grad_accum} must be >= 1")
+    if run.save_every < 0:
+        raise ConfigError(f"save_every={run.save_every} must be >= 0 (0: only at stage ends)")
+    if run.deepspeed is None:
+        return
+    from reftlab.runtime.deepspeed import load_config
+
+    try:
+        load_config(run.deepspeed)
+    except ReftlabError as exc:
+        raise ConfigError(str(exc)) from None
+    if run.grad_accum > 1:
+        raise ConfigError(
+            "deepspeed steps the optimizer at every backward pass; set grad_accum=1 (use more "
+            "GPUs for a larger effective batch) or drop deepspeed="
+        )

@@ -150,6 +150,91 @@ def evaluate_model(
     for k > 1 `eval/maj@k`, `eval/pass@k` (and `eval/rerank@k`); with the check
     `eval/hacking_rate` and `eval/hacking/*`.
     """
+    predictions = predict(
+        model,
+        tokenizer,
+        examples,
+        make_prompt,
+        scorer,
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens,
+        samples=samples,
+        temperature=temperature,
+        seed=seed,
+        rerank=rerank,
+        desc=desc,
+        show_progress=show_progress,
+    )
+    return summarise_predictions(
+        predictions, examples, scorer, samples, check_hacking, predictions_path
+    )
+
+
+@dataclasses.dataclass
+class Predictions:
+    """Per-question records, and the greedy completions with their program results (if any)."""
+
+    records: list[dict]
+    greedy_texts: list[str]
+    exec_results: list[ExecResult]
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[Predictions]) -> Predictions:
+        """The predictions of consecutive slices of a test split (one per process), in order."""
+        return cls(
+            [r for p in parts for r in p.records],
+            [t for p in parts for t in p.greedy_texts],
+            [x for p in parts for x in p.exec_results],
+        )
+
+
+def summarise_predictions(
+    predictions: Predictions,
+    examples: Sequence[Example],
+    scorer: Scorer,
+    samples: int,
+    check_hacking: bool,
+    predictions_path: Path | None,
+) -> dict[str, float]:
+    """The metrics of `evaluate_model` from the predictions of all of `examples`; writes the
+    predictions file when a path is given."""
+    records = predictions.records
+    metrics = summarise(records, samples)
+    if check_hacking:
+        results = predictions.exec_results if scorer.cot == "program" else None
+        hacking, flagged = hacking_metrics(predictions.greedy_texts, examples, results, scorer)
+        metrics.update(hacking)
+        suspected = set(flagged)
+        for i, record in enumerate(records):
+            record["hack_suspected"] = i in suspected
+    if predictions_path is not None:
+        write_predictions(predictions_path, records)
+    return metrics
+
+
+def predict(
+    model,
+    tokenizer,
+    examples: Sequence[Example],
+    make_prompt: Callable[[Example], str],
+    scorer: Scorer,
+    *,
+    batch_size: int,
+    max_new_tokens: int,
+    samples: int = 1,
+    temperature: float = 1.0,
+    seed: int = 0,
+    first_index: int = 0,
+    rerank: Reranker | None = None,
+    desc: str = "evaluate",
+    show_progress: bool = True,
+) -> Predictions:
+    """Greedy (and with k > 1 sampled, voted, reranked) completions of `examples`, scored.
+
+    `first_index` is the position of `examples[0]` in the whole test split: a batch's sampling
+    seed is `seed` plus the split position of its first question, so a slice evaluated by one
+    process of several draws what the same batch draws in one process.
+    """
     records: list[dict] = []
     greedy_texts: list[str] = []
     exec_results: list[ExecResult] = []
@@ -176,7 +261,7 @@ def evaluate_model(
                 temperature=temperature,
                 do_sample=True,
                 num_return_sequences=samples,
-                seed=seed + start,
+                seed=seed + first_index + start,
             )
             flat_scores = scorer.score(batch.texts, [e for e in chunk for _ in range(samples)])
             rm_scores = (
@@ -193,16 +278,4 @@ def evaluate_model(
         bar.update(len(chunk))
         bar.set_postfix(acc=f"{sum(r['correct'] for r in records) / len(records):.3f}")
     bar.close()
-
-    metrics = summarise(records, samples)
-    if check_hacking:
-        hacking, flagged = hacking_metrics(
-            greedy_texts, examples, exec_results if scorer.cot == "program" else None, scorer
-        )
-        metrics.update(hacking)
-        suspected = set(flagged)
-        for i, record in enumerate(records):
-            record["hack_suspected"] = i in suspected
-    if predictions_path is not None:
-        write_predictions(predictions_path, records)
-    return metrics
+    return Predictions(records, greedy_texts, exec_results)

@@ -349,10 +349,13 @@ def _forward_response(
     """
     positions = positions_from_mask(attention_mask)
     keep = response_length + 1
-    if isinstance(model, PolicyWithValue):
+    # A data-parallel wrapper (DDP, DeepSpeed) is called as it is, so that it syncs gradients,
+    # but what it wraps decides the call.
+    inner = getattr(model, "module", model)
+    if isinstance(inner, PolicyWithValue):
         logits, values = model(input_ids, attention_mask, positions, logits_to_keep=keep)
         return logits[:, -keep:-1], values[:, -keep:-1]
-    extra = {"logits_to_keep": keep} if _takes_logits_to_keep(model) else {}
+    extra = {"logits_to_keep": keep} if _takes_logits_to_keep(inner) else {}
     logits = model(
         input_ids=input_ids,
         attention_mask=attention_mask,

@@ -45,7 +45,7 @@ def test_dry_run_prints_the_plan_without_loading_a_model(tmp_path):
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "stages:  sft_warmup -> ppo -> evaluate" in out
-    assert "train:   32 of 4000" in out and "test:    16 of 400" in out
+    assert "train:   32 of 8000" in out and "test:    16 of 400" in out
     assert "outputs: " in out and "metrics.jsonl" in out
     assert not list(tmp_path.rglob("metrics.jsonl"))
 

@@ -122,3 +122,45 @@ def test_impossible_request_fails_instead_of_looping(monkeypatch):
     assert len(generate_arith(27, seed=0, max_steps=1)) == 27
     with pytest.raises(ValueError, match="could only generate 27 distinct problems"):
         generate_arith(28, seed=0, max_steps=1)
+
+
+def test_number_limits_bound_every_quantity():
+    examples = generate_arith(500, seed=4, max_start=10, max_operand=5, max_value=30)
+    for example in examples:
+        start = int(example.question.split(" has ")[1].split(" ")[0])
+        assert 2 <= start <= 10
+        for a, op, b, c in (EQUATION.match(line).groups() for line in example.cot.split("\n")[:-1]):
+            assert 1 <= int(c) <= 30 and int(a) <= 30
+            if op in "+-":
+                assert 1 <= int(b) <= 5
+    with pytest.raises(ValueError, match="max_start"):
+        generate_arith(10, seed=0, max_start=40, max_value=30)
+
+
+def test_distractors_are_ignored_by_the_solution():
+    plain = generate_arith(300, seed=6, distractor_rate=0.0)
+    mixed = generate_arith(300, seed=6, distractor_rate=1.0)
+    subject = re.compile(r"^(\w+) has \d+ (\w+)\.")
+    for example in mixed:
+        name, _ = subject.match(example.question).groups()
+        others = [n for n, _ in arith.NAMES if n != name and f"{n} " in example.question]
+        # Exactly one sentence about someone else, who never appears in the solution.
+        assert len(others) == 1
+        pronouns = {p for n, p in arith.NAMES}
+        subject_pronoun = dict(arith.NAMES)[name]
+        assert dict(arith.NAMES)[others[0]] == (pronouns - {subject_pronoun}).pop()
+        assert check_cot(example.cot) == int(example.answer)
+        assert run_solution(example.program) == int(example.answer)
+    assert all(sum(f"{n} " in e.question for n, _ in arith.NAMES) == 1 for e in plain)
+    with pytest.raises(ValueError, match="distractor_rate"):
+        generate_arith(1, seed=0, distractor_rate=1.5)
+
+
+def test_golden_distractor_renders_in_place():
+    steps = (Step("+", 5, "He buys 5 more.", "bought", "total"),)
+    problem = Problem("Tom", "He", "apples", 12, steps, ((1, "Ann has 3 pens."),))
+    assert format_question(problem) == (
+        "Tom has 12 apples. He buys 5 more. Ann has 3 pens. How many apples does Tom have now?"
+    )
+    # 12 + 5 = 17; the 3 pens are someone else's
+    assert format_cot(problem) == "12 + 5 = 17.\nThe answer is 17."

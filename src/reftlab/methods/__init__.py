@@ -8,6 +8,7 @@ from pathlib import Path
 from reftlab.config import RunConfig
 from reftlab.errors import ReftlabError
 from reftlab.runtime.context import RunContext
+from reftlab.runtime.distributed import current_world
 from reftlab.runtime.tracking import MetricsLogger
 
 IMPLEMENTED = ("sft", "reft", "bandit", "offline_st", "online_st", "prefixrl")
@@ -33,8 +34,12 @@ def run_method(run: RunConfig, run_dir: Path) -> dict:
             "name": run_dir.name,
             "config": OmegaConf.to_container(OmegaConf.structured(run), resolve=True),
         }
-    logger = MetricsLogger(run_dir, wandb_cfg=wandb)
-    ctx = RunContext.open(run_dir, logger, resume=run.resume, save_every=run.save_every)
+    # Rank 0 alone logs, checkpoints and summarises; the other processes only compute.
+    is_main = current_world().is_main
+    logger = MetricsLogger(run_dir, wandb_cfg=wandb, enabled=is_main)
+    ctx = RunContext.open(
+        run_dir, logger, resume=run.resume, save_every=run.save_every, is_main=is_main
+    )
     module = importlib.import_module(f"reftlab.methods.{run.method.name}")
     try:
         env, model = setup(run, ctx)

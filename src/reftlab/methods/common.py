@@ -12,7 +12,7 @@ from reftlab.config import RunConfig
 from reftlab.data import CHOICE, Example, format_prompt, format_target
 from reftlab.datasets import Splits, load_splits
 from reftlab.errors import ReftlabError
-from reftlab.evaluate import evaluate_model
+from reftlab.evaluate import Predictions, predict, summarise_predictions
 from reftlab.models.value import PolicyWithValue, disable_dropout, make_reference, unwrap_policy
 from reftlab.plan import Schedule, make_schedule
 from reftlab.policy import load_base_model, load_checkpoint, save_checkpoint
@@ -25,6 +25,7 @@ from reftlab.rerank import (
     sample_labelled,
     train_reward_model,
 )
+from reftlab.runtime import distributed
 from reftlab.runtime.context import RunContext, seed_everything
 from reftlab.runtime.reuse import cached_stage, stage_key
 from reftlab.scoring import Scorer, make_scorer
@@ -64,26 +65,66 @@ class Env:
         return format_target(example, self.run.cot.name)
 
 
-def make_accelerator(precision: str):
+# Methods whose stages shard their work over processes and grad_accum shards (SFT, RL, eval).
+SHARDED_METHODS = ("sft", "reft", "bandit")
+
+
+def make_accelerator(precision: str, deepspeed: str | None = None):
+    """Accelerate for this process: data parallel over the processes the launcher started
+    (torchrun, or SLURM tasks; gloo on CPU, NCCL on GPUs), mixed precision, and DeepSpeed ZeRO
+    when `deepspeed` names a config (GPUs only)."""
+    import importlib.util
+
     from accelerate import Accelerator
 
+    from reftlab.runtime.deepspeed import check_usable, make_plugin
+
+    distributed.init_distributed()
+    cuda = torch.cuda.is_available()
     if precision == "auto":
-        use_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-        mixed = "bf16" if use_bf16 else "no"
+        mixed = "bf16" if cuda and torch.cuda.is_bf16_supported() else "no"
     else:
         mixed = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[precision]
-    return Accelerator(mixed_precision=mixed, cpu=not torch.cuda.is_available())
+    plugin = None
+    if deepspeed is not None:
+        check_usable(deepspeed, cuda, importlib.util.find_spec("deepspeed") is not None)
+        plugin = make_plugin(deepspeed)
+    # step_scheduler_with_optimizer=False: Accelerate would otherwise step a learning-rate
+    # schedule once per process per step, for loops that count steps per process; reftlab's
+    # steps are global.
+    return Accelerator(
+        mixed_precision=mixed,
+        cpu=not cuda,
+        deepspeed_plugin=plugin,
+        step_scheduler_with_optimizer=False,
+    )
+
+
+def check_sharding(run: RunConfig, processes: int) -> None:
+    """Several processes or grad_accum > 1 only for the methods whose stages shard their work."""
+    if processes * run.grad_accum == 1:
+        return
+    where = f"{processes} process{'es' if processes > 1 else ''}, grad_accum={run.grad_accum}"
+    if run.method.name not in SHARDED_METHODS:
+        raise ReftlabError(
+            f"method={run.method.name} runs in one process with grad_accum=1 ({where}); "
+            f"several processes or grad_accum > 1 work with method={', '.join(SHARDED_METHODS)}"
+        )
+    if run.eval.rerank:
+        raise ReftlabError(f"eval.rerank=true runs in one process with grad_accum=1 ({where})")
 
 
 def setup(run: RunConfig, ctx: RunContext) -> tuple[Env, torch.nn.Module]:
     """Seed, load the data and the base model; return the environment and the base model."""
+    # First, so that a set-up that cannot run here (DeepSpeed without GPUs) fails before loading.
+    accelerator = make_accelerator(run.precision, run.deepspeed)
+    check_sharding(run, accelerator.num_processes)
     seed_everything(run.seed)
     schedule = make_schedule(run)
     splits = load_splits(run)
     for split, source in splits.sources.items():
         print(f"[data] {split}: {len(getattr(splits, split))} examples from {source}", flush=True)
     model, tokenizer = load_base_model(run, splits)
-    accelerator = make_accelerator(run.precision)
     model.to(accelerator.device)
     scorer = make_scorer(run)
     env = Env(run, schedule, ctx, accelerator, splits, tokenizer, scorer, ctx.run_dir)
@@ -98,6 +139,7 @@ def sft_settings(env: Env, epochs: int) -> SFTSettings:
         batch_size=m.sft_batch_size,
         max_length=env.run.model.max_length,
         seed=env.run.seed,
+        grad_accum=env.run.grad_accum,
     )
 
 
@@ -118,10 +160,14 @@ def evaluate(env: Env, model, name: str) -> dict[str, float]:
             resolve_reward_model(env), env.accelerator.device, weights_dtype(env)
         )
         rerank = make_reranker(reward_model, rm_tokenizer, e.batch_size, env.run.model.max_length)
-    return evaluate_model(
+    # Each process predicts its slice of the test split; every process then holds them all and
+    # computes the same metrics; rank 0 writes the predictions.
+    world = distributed.current_world()
+    start, end = distributed.shard_bounds(len(env.splits.test), world.size)[world.rank]
+    mine = predict(
         unwrap_policy(model),
         env.tokenizer,
-        env.splits.test,
+        env.splits.test[start:end],
         env.prompt,
         env.scorer,
         batch_size=e.batch_size,
@@ -129,11 +175,18 @@ def evaluate(env: Env, model, name: str) -> dict[str, float]:
         samples=s.eval_samples,
         temperature=e.temperature,
         seed=env.run.seed,
+        first_index=start,
         rerank=rerank,
-        check_hacking=env.run.dataset.answer_type == CHOICE,
-        predictions_path=env.run_dir / "predictions" / f"{name}.jsonl",
         desc=name,
         show_progress=env.ctx.is_main,
+    )
+    return summarise_predictions(
+        Predictions.concatenate(distributed.gather_objects(mine)),
+        env.splits.test,
+        env.scorer,
+        s.eval_samples,
+        check_hacking=env.run.dataset.answer_type == CHOICE,
+        predictions_path=env.run_dir / "predictions" / f"{name}.jsonl" if world.is_main else None,
     )
 
 
@@ -257,8 +310,11 @@ def warmup(env: Env, model, stage: str = "sft_warmup", epochs: int | None = None
             env.accelerator,
             stage,
         )
+        distributed.check_replicas(model, stage)
         # Saved before evaluating: a reranked evaluation trains its reward model from it.
-        save_checkpoint(model, env.tokenizer, folder)
+        if env.ctx.is_main:
+            save_checkpoint(model, env.tokenizer, folder)
+        distributed.barrier()
         env.warmup_source = WarmupSource(key, folder)
         metrics = evaluate(env, model, stage)
         return {"metrics": metrics, "global_step": env.ctx.global_step}
@@ -305,6 +361,7 @@ def rl_settings(env: Env, n_questions: int) -> RLSettings:
         top_p=m.top_p,
         max_new_tokens=s.max_new_tokens,
         seed=env.run.seed,
+        grad_accum=env.run.grad_accum,
     )
 
 
@@ -324,6 +381,8 @@ def frozen_copy(model) -> torch.nn.Module:
 def finish_stage(env: Env, stage: str, model) -> dict[str, str]:
     """Save the stage's final weights in the run dir; a resumed run reloads them from there."""
     folder = env.ctx.checkpoint_dir(stage) / "final"
+    distributed.check_replicas(model, stage)
     if env.ctx.is_main:
         save_checkpoint(model, env.tokenizer, folder)
+    distributed.barrier()  # the other processes load it next
     return {"model_dir": str(folder)}

@@ -5,6 +5,15 @@ A method runs its stages through `RunContext.stage(name, fn)`. A finished stage 
 reuses the result, and a stage that was interrupted restarts from its last step checkpoint with
 the step counter where the checkpoint left it. Metrics already in `metrics.jsonl` are never
 rewritten: steps that a resumed stage re-runs up to what was already logged are not logged again.
+
+`progress.json` exists from the moment a run starts (so a killed or cancelled run leaves a
+readable partial run dir), and also names the running stage and its last step checkpoint. With
+several processes only rank 0 writes files; step checkpoints are collective (DeepSpeed writes
+one optimizer shard per rank).
+
+On SLURM's warning signal (`runtime.preemption`), loops call `preempt_requested()` at each step
+boundary and, if it is true, save a step checkpoint and call `requeue()`; stage boundaries check
+it too.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from reftlab.runtime import distributed, preemption
 from reftlab.runtime.tracking import MetricsLogger, read_metrics, write_json_atomic
 
 PROGRESS_FILE = "progress.json"
@@ -68,6 +78,8 @@ class RunContext:
     # (stage, step) pairs already in metrics.jsonl from an earlier attempt: not logged again.
     _logged: set[tuple[str, int]] = field(default_factory=set)
     current_stage: str | None = None
+    # The running stage's newest step checkpoint, for progress.json (informational only).
+    _last_checkpoint: dict[str, Any] | None = None
 
     @classmethod
     def open(
@@ -92,6 +104,10 @@ class RunContext:
                 f"{run_dir} already holds a run; pass resume=true to continue it, or use a new "
                 "hydra.run.dir"
             )
+        # Every process has looked for an earlier run before rank 0 starts this one's record.
+        distributed.barrier()
+        if not ctx.completed:
+            ctx._save_progress()
         return ctx
 
     # --- stages -------------------------------------------------------------------------
@@ -101,20 +117,43 @@ class RunContext:
         if name in self.completed:
             print(f"[{name}] finished in an earlier attempt; reusing its result", flush=True)
             return self.completed[name]["result"]
+        self._requeue_if_requested()
         self.current_stage = name
+        self._last_checkpoint = None
+        self._save_progress()
         print(f"[{name}] starting at step {self.global_step}", flush=True)
         result = fn()
         self.completed[name] = {"result": result, "global_step": self.global_step}
-        self._save_progress()
         self.current_stage = None
+        self._save_progress()
+        # A finished stage is a checkpoint: hand over here rather than inside the next one.
+        self._requeue_if_requested()
         return result
 
     def _save_progress(self) -> None:
-        if self.is_main:
-            write_json_atomic(
-                self.run_dir / PROGRESS_FILE,
-                {"completed": self.completed, "global_step": self.global_step},
-            )
+        """Write progress.json: what `resume` reads (`completed`, `global_step`: the step at
+        the last finished stage) and, for readers of a partial run, the running stage."""
+        if not self.is_main:
+            return
+        state: dict[str, Any] = {"completed": self.completed, "global_step": self.global_step}
+        if self.current_stage is not None:
+            state["running"] = {"stage": self.current_stage, "checkpoint": self._last_checkpoint}
+        write_json_atomic(self.run_dir / PROGRESS_FILE, state)
+
+    # --- preemption ---------------------------------------------------------------------
+
+    def preempt_requested(self) -> bool:
+        """Whether SLURM's warning signal came (on any process): checkpoint now, then `requeue`.
+        Call it at the same point on every process."""
+        return preemption.requested()
+
+    def requeue(self) -> None:
+        """Hand the job back to SLURM after the checkpoint is written (does not return)."""
+        preemption.requeue()
+
+    def _requeue_if_requested(self) -> None:
+        if self.preempt_requested():
+            self.requeue()
 
     # --- metrics ------------------------------------------------------------------------
 
@@ -148,15 +187,23 @@ class RunContext:
     def save_step_checkpoint(
         self, stage: str, stage_step: int, save_fn: Callable[[Path], None]
     ) -> Path | None:
-        """Write `step-N/` via a temporary folder and a rename; keep only the newest two."""
-        if not self.is_main:
-            return None
+        """Write `step-N/` via a temporary folder and a rename; keep only the newest two.
+
+        Collective: every process calls it, and `save_fn(folder)` runs on every process and
+        writes what that process owns (rank 0 the weights; each rank its DeepSpeed shard).
+        Returns the folder on rank 0, None elsewhere.
+        """
         root = self.checkpoint_dir(stage)
         final = root / f"step-{stage_step}"
         tmp = root / f".tmp-step-{stage_step}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        if self.is_main:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        distributed.barrier()
         save_fn(tmp)
+        distributed.barrier()
+        if not self.is_main:
+            return None
         state = {"stage_step": stage_step, "global_step": self.global_step}
         torch.save(capture_rng(), tmp / "rng.pt")
         (tmp / "state.json").write_text(json.dumps(state))
@@ -165,7 +212,24 @@ class RunContext:
         older = sorted(root.glob("step-*"), key=lambda p: int(p.name.split("-")[1]))[:-2]
         for path in older:
             shutil.rmtree(path, ignore_errors=True)
+        self._last_checkpoint = {"path": str(final), **state}
+        self._save_progress()
         return final
+
+    def step_boundary(
+        self, stage: str, stage_step: int, total_steps: int, save_fn: Callable[[Path], None]
+    ) -> None:
+        """After step `stage_step` of `total_steps` (call it on every process): save a step
+        checkpoint every `save_every` steps, and when SLURM's warning signal came, save one and
+        requeue. After the last step nothing is saved here: the stage's end is the checkpoint."""
+        if stage_step >= total_steps:
+            return
+        preempted = self.preempt_requested()
+        if preempted or self.should_save(stage_step):
+            self.save_step_checkpoint(stage, stage_step, save_fn)
+        if preempted:
+            print(f"[{stage}] checkpointed at step {stage_step} for the requeue", flush=True)
+            self.requeue()
 
     def restore_step_checkpoint(self, checkpoint: StageCheckpoint) -> None:
         self.global_step = checkpoint.global_step

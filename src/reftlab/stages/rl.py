@@ -11,10 +11,18 @@ the registries in `reftlab.rl` (see DESIGN.md, "One RL engine, many methods"):
         advantages, returns = ADVANTAGES[advantage](rewards, old_values, ...)
         for ppo_epochs, for minibatches:
             loss = POLICY_LOSSES[policy_loss](...) [+ vf_coef * value_loss] [+ kl_coef * KL]
+
+With several processes (or grad_accum > 1) each step's questions are split into shards; every
+shard runs the rollout half of the loop on its questions, and the update takes each minibatch
+across all shards (`stages.shards`). One process with grad_accum=N takes exactly the steps that
+N processes take (up to float summation order). Advantage estimators see one shard's rollouts:
+`batch_mean` and `whiten_advantages` use the shard's statistics, the others are per question or
+per rollout and do not depend on the split.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -40,8 +48,20 @@ from reftlab.rollout import (
     compute_logprobs_and_values,
     generate,
 )
+from reftlab.runtime import distributed
 from reftlab.runtime.context import RunContext
+from reftlab.runtime.trainer_state import grad_norm_value, load_trainer_state, save_trainer_state
 from reftlab.scoring import Scorer
+from reftlab.stages.shards import (
+    SINGLE,
+    MinibatchPlan,
+    ShardLayout,
+    WeightedMeans,
+    combine_metrics,
+    plan_minibatches,
+    shard_part,
+    shard_seed,
+)
 
 
 @dataclass(frozen=True)
@@ -68,6 +88,7 @@ class RLSettings:
     max_new_tokens: int
     seed: int
     max_grad_norm: float = 1.0
+    grad_accum: int = 1
 
     @property
     def uses_values(self) -> bool:
@@ -159,47 +180,112 @@ def make_experience(
     )
 
 
-def update_policy(
-    policy, optimizer, accelerator, exp: Experience, s: RLSettings, generator: torch.Generator
-) -> dict[str, float]:
-    """`ppo_epochs` passes of minibatch updates over one step's experience."""
+@dataclass
+class ShardWork:
+    """One shard's experience of a step, the rollouts' examples and scores, and its weight
+    (0 for a placeholder shard); `generator` shuffles its rows for the minibatches."""
+
+    exp: Experience
+    scored: list
+    examples: list[Example]
+    weight: float
+    generator: torch.Generator
+
+
+def minibatch_loss(
+    policy, exp: Experience, rows: torch.Tensor, s: RLSettings, accelerator
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The token-mean loss of the rows `rows` of `exp` (policy [+ value] [+ KL]) and its parts."""
     policy_loss_fn = get_policy_loss(s.policy_loss)
-    n = exp.batch.response_mask.size(0)
-    stats: dict[str, list[float]] = {}
-    for _ in range(s.ppo_epochs):
-        order = torch.randperm(n, generator=generator)
-        for start in range(0, n, s.mini_batch_size):
-            rows = order[start : start + s.mini_batch_size]
-            mb = select_rows(exp.batch, rows)
-            mb_mask = mb.response_mask
-            with accelerator.autocast():
-                logprobs, values = forward_logprobs(
-                    policy, mb, s.temperature, with_values=s.uses_values
-                )
-            pg_loss, pg_stats = policy_loss_fn(
-                logprobs, exp.old_logprobs[rows], exp.advantages[rows], mb_mask, s.clip_range
-            )
-            loss = pg_loss
-            mb_stats = {"policy_loss": pg_loss.item(), **{k: v.item() for k, v in pg_stats.items()}}
-            if s.uses_values:
-                v_loss, v_stats = value_loss(
-                    values, exp.old_values[rows], exp.returns[rows], mb_mask, s.value_clip_range
-                )
-                loss = loss + s.vf_coef * v_loss
-                mb_stats["value_loss"] = v_loss.item()
-                mb_stats["value_clipfrac"] = v_stats["clipfrac"].item()
-            if s.kl_coef > 0 and s.kl_penalty == "loss" and exp.ref_logprobs is not None:
-                kl = get_kl_estimator(s.kl_estimator)(logprobs, exp.ref_logprobs[rows])
-                loss = loss + s.kl_coef * masked_mean(kl, mb_mask)
-            accelerator.backward(loss)
-            mb_stats["grad_norm"] = float(
-                accelerator.clip_grad_norm_(policy.parameters(), s.max_grad_norm)
-            )
+    mb = select_rows(exp.batch, rows)
+    mb_mask = mb.response_mask
+    with accelerator.autocast():
+        logprobs, values = forward_logprobs(policy, mb, s.temperature, with_values=s.uses_values)
+    pg_loss, pg_stats = policy_loss_fn(
+        logprobs, exp.old_logprobs[rows], exp.advantages[rows], mb_mask, s.clip_range
+    )
+    loss = pg_loss
+    mb_stats = {"policy_loss": pg_loss.item(), **{k: v.item() for k, v in pg_stats.items()}}
+    if s.uses_values:
+        v_loss, v_stats = value_loss(
+            values, exp.old_values[rows], exp.returns[rows], mb_mask, s.value_clip_range
+        )
+        loss = loss + s.vf_coef * v_loss
+        mb_stats["value_loss"] = v_loss.item()
+        mb_stats["value_clipfrac"] = v_stats["clipfrac"].item()
+    if s.kl_coef > 0 and s.kl_penalty == "loss" and exp.ref_logprobs is not None:
+        kl = get_kl_estimator(s.kl_estimator)(logprobs, exp.ref_logprobs[rows])
+        loss = loss + s.kl_coef * masked_mean(kl, mb_mask)
+    return loss, mb_stats
+
+
+def update_policy(
+    policy,
+    optimizer,
+    accelerator,
+    work: Experience | Sequence[ShardWork],
+    s: RLSettings,
+    generator: torch.Generator | None = None,
+    layout: ShardLayout = SINGLE,
+    plan: MinibatchPlan | None = None,
+) -> dict[str, float]:
+    """`ppo_epochs` passes of minibatch updates over one step's experience.
+
+    `work` is one Experience (shuffled by `generator`), or this process's shards of the step
+    (`layout` and `plan` say how the step is split). A minibatch's loss is divided by the
+    response tokens of the whole minibatch over every shard and process, times the process
+    count (DDP averages gradients over processes): the gradients add up to one token mean.
+    """
+    if isinstance(work, Experience):
+        work = [ShardWork(work, [], [], 1.0, generator)]
+    sizes = [w.exp.batch.response_mask.size(0) for w in work]
+    if plan is None:
+        plan = plan_minibatches(sum(sizes), max(sizes), s.mini_batch_size, layout.n_shards)
+    # Every shuffle first (each shard's generator, epoch by epoch): orders[epoch][shard].
+    orders = [
+        [torch.randperm(n, generator=w.generator) for w, n in zip(work, sizes, strict=True)]
+        for _ in range(s.ppo_epochs)
+    ]
+    # minibatches[epoch][j][shard]: the rows each shard puts into minibatch j.
+    width = plan.rows_per_shard
+    minibatches = [
+        [[order[j * width : (j + 1) * width] for order in epoch] for j in range(plan.count)]
+        for epoch in orders
+    ]
+    # One all-reduce of every minibatch's response tokens over all shards and processes.
+    local_tokens = [
+        sum(
+            w.weight * w.exp.batch.response_mask[rows].sum().item()
+            for w, rows in zip(work, minibatch, strict=True)
+        )
+        for epoch in minibatches
+        for minibatch in epoch
+    ]
+    total_tokens = iter(distributed.all_reduce_sum(local_tokens))
+    stats = WeightedMeans()
+    for epoch, epoch_minibatches in enumerate(minibatches):
+        for minibatch in epoch_minibatches:
+            mb_tokens = next(total_tokens)
+            if mb_tokens == 0:  # no shard has rows left for this minibatch
+                continue
+            for position, (w, rows) in enumerate(zip(work, minibatch, strict=True)):
+                weight = w.weight
+                if len(rows) == 0:  # joins the all-reduce with a zero gradient
+                    rows, weight = orders[epoch][position][:1], 0.0
+                tokens = w.exp.batch.response_mask[rows].sum().item()
+                scale = weight * (tokens / mb_tokens) * layout.processes
+                # Gradients are all-reduced once, at this process's last shard.
+                last = position == len(work) - 1
+                with contextlib.nullcontext() if last else accelerator.no_sync(policy):
+                    loss, mb_stats = minibatch_loss(policy, w.exp, rows, s, accelerator)
+                    accelerator.backward(loss * scale)
+                # One shard: the plain mean over minibatches; several: weighted by tokens.
+                stats.add(mb_stats, 1.0 if layout.n_shards == 1 else weight * tokens)
+            norm = accelerator.clip_grad_norm_(policy.parameters(), s.max_grad_norm)
+            stats.add({"grad_norm": grad_norm_value(norm)}, 1.0)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            for key, value in mb_stats.items():
-                stats.setdefault(key, []).append(value)
-    return {key: sum(v) / len(v) for key, v in stats.items()}
+    return stats.means(layout)
 
 
 def step_metrics(exp: Experience, scored, update: dict[str, float]) -> dict[str, float]:
@@ -218,6 +304,40 @@ def step_metrics(exp: Experience, scored, update: dict[str, float]) -> dict[str,
         ).item()
     metrics.update({f"train/{key}": value for key, value in update.items()})
     return metrics
+
+
+def roll_out_shard(
+    policy,
+    ref_model,
+    tokenizer,
+    examples: Sequence[Example],
+    make_prompt: Callable[[Example], str],
+    scorer: Scorer,
+    s: RLSettings,
+    accelerator,
+    seed: int,
+    shard: int,
+    n_shards: int,
+) -> ShardWork:
+    """Rollouts, scores and experience of shard `shard` of a step's questions `examples`."""
+    part, weight = shard_part(len(examples), shard, n_shards)
+    seed = shard_seed(seed, shard)
+    batch = generate(
+        accelerator.unwrap_model(policy),
+        tokenizer,
+        [make_prompt(e) for e in examples[part]],
+        max_new_tokens=s.max_new_tokens,
+        temperature=s.temperature,
+        top_p=s.top_p,
+        do_sample=True,
+        num_return_sequences=s.rollouts_per_query,
+        seed=seed,
+    )
+    rollout_examples = [e for e in examples[part] for _ in range(s.rollouts_per_query)]
+    scored = scorer.score(batch.texts, rollout_examples)
+    scores = torch.tensor([x.reward for x in scored], dtype=torch.float32)
+    exp = make_experience(policy, ref_model, batch, scores, s)
+    return ShardWork(exp, scored, rollout_examples, weight, torch.Generator().manual_seed(seed))
 
 
 def train_rl(
@@ -243,22 +363,18 @@ def train_rl(
     start = 0
     checkpoint = ctx.latest_checkpoint(stage)
     if checkpoint is not None:
-        state = torch.load(checkpoint.path / "trainer.pt", weights_only=False)
-        accelerator.unwrap_model(policy).load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        load_trainer_state(checkpoint.path, accelerator, policy, optimizer)
         ctx.restore_step_checkpoint(checkpoint)
         start = checkpoint.stage_step
         print(f"[{stage}] resumed from {checkpoint.path.name} (global step {ctx.global_step})")
 
     def save(folder: Path) -> None:
-        torch.save(
-            {
-                "model": accelerator.unwrap_model(policy).state_dict(),
-                "optimizer": optimizer.state_dict(),
-            },
-            folder / "trainer.pt",
-        )
+        save_trainer_state(folder, accelerator, policy, optimizer)
 
+    world = distributed.current_world()
+    layout = ShardLayout(world.size * s.grad_accum, world.size)
+    my_shards = distributed.local_shards(world, s.grad_accum)
+    k = s.rollouts_per_query
     metrics: dict[str, float] = {}
     bar = tqdm(
         total=s.steps,
@@ -270,30 +386,42 @@ def train_rl(
     )
     for step in range(start, s.steps):
         examples = question_batch(questions, step, s.batch_size, s.seed)
-        prompts = [make_prompt(e) for e in examples]
         policy.eval()
-        batch = generate(
-            accelerator.unwrap_model(policy),
-            tokenizer,
-            prompts,
-            max_new_tokens=s.max_new_tokens,
-            temperature=s.temperature,
-            top_p=s.top_p,
-            do_sample=True,
-            num_return_sequences=s.rollouts_per_query,
-            seed=step_seed(s.seed, step),
-        )
-        rollout_examples = [e for e in examples for _ in range(s.rollouts_per_query)]
-        scored = scorer.score(batch.texts, rollout_examples)
-        scores = torch.tensor([x.reward for x in scored], dtype=torch.float32)
-        exp = make_experience(policy, ref_model, batch, scores, s)
+        work = [
+            roll_out_shard(
+                policy,
+                ref_model,
+                tokenizer,
+                examples,
+                make_prompt,
+                scorer,
+                s,
+                accelerator,
+                step_seed(s.seed, step),
+                shard,
+                layout.n_shards,
+            )
+            for shard in my_shards
+        ]
         policy.train()
-        shuffle = torch.Generator().manual_seed(step_seed(s.seed, step))
-        update = update_policy(policy, optimizer, accelerator, exp, s, shuffle)
+        first, end = distributed.shard_bounds(len(examples), layout.n_shards)[0]
+        plan = plan_minibatches(
+            len(examples) * k, (end - first) * k, s.mini_batch_size, layout.n_shards
+        )
+        update = update_policy(policy, optimizer, accelerator, work, s, layout=layout, plan=plan)
         ctx.global_step += 1
-        metrics = step_metrics(exp, scored, update)
-        if extra_metrics is not None:
-            metrics.update(extra_metrics(rollout_examples, scores))
+        metrics = combine_metrics(
+            [(step_metrics(w.exp, w.scored, {}), w.weight * len(w.scored)) for w in work], layout
+        )
+        metrics.update({f"train/{key}": value for key, value in update.items()})
+        if extra_metrics is not None:  # this process's rollouts (all of them with one shard)
+            real = [w for w in work if w.weight > 0]
+            metrics.update(
+                extra_metrics(
+                    [e for w in real for e in w.examples],
+                    torch.cat([w.exp.scores for w in real]) if real else torch.zeros(0),
+                )
+            )
         ctx.log(metrics)
         bar.set_postfix(
             reward=f"{metrics['train/reward_mean']:.3f}",
@@ -301,8 +429,7 @@ def train_rl(
             kl=f"{metrics['train/kl']:.3f}",
         )
         bar.update(1)
-        if ctx.should_save(step + 1) and step + 1 < s.steps:
-            ctx.save_step_checkpoint(stage, step + 1, save)
+        ctx.step_boundary(stage, step + 1, s.steps, save)
     bar.close()
     policy.eval()
     return metrics

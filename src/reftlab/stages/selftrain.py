@@ -28,6 +28,7 @@ from reftlab.data.traces import read_trace_file, select_targets, write_trace_fil
 from reftlab.models.value import unwrap_policy
 from reftlab.rollout import generate
 from reftlab.runtime.context import RunContext
+from reftlab.runtime.trainer_state import load_trainer_state, save_trainer_state
 from reftlab.scoring import Scorer
 from reftlab.stages.rl import question_batch, step_seed
 from reftlab.stages.sampling import SamplingSettings, sample_solutions
@@ -149,21 +150,13 @@ def train_online_st(
     start = 0
     checkpoint = ctx.latest_checkpoint(stage)
     if checkpoint is not None:
-        state = torch.load(checkpoint.path / "trainer.pt", weights_only=False)
-        accelerator.unwrap_model(policy).load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        load_trainer_state(checkpoint.path, accelerator, policy, optimizer)
         ctx.restore_step_checkpoint(checkpoint)
         start = checkpoint.stage_step
         print(f"[{stage}] resumed from {checkpoint.path.name} (global step {ctx.global_step})")
 
     def save(folder: Path) -> None:
-        torch.save(
-            {
-                "model": accelerator.unwrap_model(policy).state_dict(),
-                "optimizer": optimizer.state_dict(),
-            },
-            folder / "trainer.pt",
-        )
+        save_trainer_state(folder, accelerator, policy, optimizer)
 
     k = s.rollouts_per_query
     metrics: dict[str, float] = {}
@@ -217,8 +210,7 @@ def train_online_st(
         ctx.log(metrics)
         bar.set_postfix(acc=f"{metrics['train/accuracy']:.2f}", kept=metrics["train/kept_samples"])
         bar.update(1)
-        if ctx.should_save(step + 1) and step + 1 < s.steps:
-            ctx.save_step_checkpoint(stage, step + 1, save)
+        ctx.step_boundary(stage, step + 1, s.steps, save)
     bar.close()
     policy.eval()
     return metrics

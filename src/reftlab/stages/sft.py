@@ -4,10 +4,17 @@ Used by every method: the SFT baseline, the warm-up before RL, the second pass o
 self-training. The prompt and the completion are tokenised apart and concatenated, exactly as
 generation sees them (prompt alone, then the model's continuation), and the completion ends with
 EOS so that the model learns to stop.
+
+Several processes (and `grad_accum`): a step's rows are split into `processes x grad_accum`
+contiguous shards (`runtime.distributed`). Each shard's loss is its summed token NLL divided by
+the token count of the whole step's batch (times the process count, which DDP's gradient
+averaging divides out), so the summed gradient is that of the token mean over the whole batch:
+the same step as one process on the whole batch, up to float summation order.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +23,9 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from reftlab.runtime import distributed
 from reftlab.runtime.context import RunContext
+from reftlab.runtime.trainer_state import grad_norm_value, load_trainer_state, save_trainer_state
 
 IGNORE_INDEX = -100
 
@@ -60,8 +69,9 @@ def collate(encoded: Sequence[tuple[list[int], int]], pad_id: int) -> dict[str, 
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
-def completion_nll(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Mean negative log-likelihood of the completion tokens (labels != IGNORE_INDEX)."""
+def completion_nll(model, batch: dict[str, torch.Tensor], reduction: str = "mean") -> torch.Tensor:
+    """Negative log-likelihood of the completion tokens (labels != IGNORE_INDEX): their mean,
+    or their sum with `reduction="sum"`."""
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     shift_logits = logits[:, :-1].float()
     shift_labels = batch["labels"][:, 1:]
@@ -69,7 +79,30 @@ def completion_nll(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         shift_logits.reshape(-1, shift_logits.size(-1)),
         shift_labels.reshape(-1),
         ignore_index=IGNORE_INDEX,
+        reduction=reduction,
     )
+
+
+def count_target_tokens(encoded: Sequence[tuple[list[int], int]]) -> int:
+    """How many tokens `completion_nll` scores in the collated `encoded` rows: the completion
+    tokens after the first position (position 0 predicts nothing)."""
+    return sum(len(ids) - max(prompt_len, 1) for ids, prompt_len in encoded)
+
+
+def shard_loss(
+    model, batch, weight: float, n_tokens: int, processes: int, n_shards: int
+) -> tuple[torch.Tensor, float]:
+    """(loss to back-propagate, summed NLL to log) of one shard of a step's batch.
+
+    The shard's summed token NLL over the step's `n_tokens`, times the process count that DDP
+    divides by; with a single shard, the plain token mean (the same value, and the same
+    floating-point operations as an unsharded step).
+    """
+    if n_shards == 1:
+        mean = completion_nll(model, batch)
+        return mean, mean.item() * n_tokens
+    total = completion_nll(model, batch, reduction="sum") * weight
+    return total * (processes / n_tokens), total.item()
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
@@ -117,23 +150,17 @@ def train_sft(
     start = 0
     checkpoint = ctx.latest_checkpoint(stage)
     if checkpoint is not None:
-        state = torch.load(checkpoint.path / "trainer.pt", weights_only=False)
-        accelerator.unwrap_model(model).load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        load_trainer_state(checkpoint.path, accelerator, model, optimizer, scheduler)
         ctx.restore_step_checkpoint(checkpoint)
         start = checkpoint.stage_step
         print(f"[{stage}] resumed from {checkpoint.path.name} (global step {ctx.global_step})")
 
     def save(folder: Path) -> None:
-        torch.save(
-            {
-                "model": accelerator.unwrap_model(model).state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-            },
-            folder / "trainer.pt",
-        )
+        save_trainer_state(folder, accelerator, model, optimizer, scheduler)
+
+    world = distributed.current_world()
+    n_shards = world.size * settings.grad_accum
+    my_shards = distributed.local_shards(world, settings.grad_accum)
 
     model.train()
     metrics: dict[str, float] = {}
@@ -149,11 +176,24 @@ def train_sft(
         epoch, index = divmod(step, steps_per_epoch)
         order = epoch_order(len(encoded), settings.seed, epoch)
         rows = order[index * settings.batch_size : (index + 1) * settings.batch_size]
-        batch = collate([encoded[i] for i in rows], tokenizer.pad_token_id)
-        batch = {k: v.to(accelerator.device) for k, v in batch.items()}
-        with accelerator.autocast():
-            loss = completion_nll(model, batch)
-        accelerator.backward(loss)
+        n_tokens = max(1, count_target_tokens([encoded[i] for i in rows]))
+        bounds = distributed.shard_bounds(len(rows), n_shards)
+        nll_sum = 0.0
+        for position, shard in enumerate(my_shards):
+            shard_rows, weight = rows[slice(*bounds[shard])], 1.0
+            if not shard_rows:  # fewer rows than shards: a zero-weight row keeps DDP in step
+                shard_rows, weight = rows[:1], 0.0
+            batch = collate([encoded[i] for i in shard_rows], tokenizer.pad_token_id)
+            batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+            # Gradients are all-reduced once, at the last shard of this process.
+            last = position == len(my_shards) - 1
+            with contextlib.nullcontext() if last else accelerator.no_sync(model):
+                with accelerator.autocast():
+                    loss, shard_nll = shard_loss(
+                        model, batch, weight, n_tokens, world.size, n_shards
+                    )
+                accelerator.backward(loss)
+            nll_sum += shard_nll
         grad_norm = accelerator.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
         optimizer.step()
         scheduler.step()
@@ -161,8 +201,10 @@ def train_sft(
 
         ctx.global_step += 1
         metrics = {
-            "train/sft_loss": loss.item(),
-            "train/grad_norm": float(grad_norm),
+            "train/sft_loss": loss.item()
+            if n_shards == 1
+            else distributed.all_reduce_sum([nll_sum])[0] / n_tokens,
+            "train/grad_norm": grad_norm_value(grad_norm),
             "train/lr": scheduler.get_last_lr()[0],
             "train/epoch": epoch + (index + 1) / steps_per_epoch,
         }
@@ -171,8 +213,7 @@ def train_sft(
             loss=f"{metrics['train/sft_loss']:.3f}", epoch=f"{metrics['train/epoch']:.2f}"
         )
         bar.update(1)
-        if ctx.should_save(step + 1) and step + 1 < total_steps:
-            ctx.save_step_checkpoint(stage, step + 1, save)
+        ctx.step_boundary(stage, step + 1, total_steps, save)
     bar.close()
     model.eval()
     return metrics

@@ -1,0 +1,165 @@
+"""One side of the RL benchmark: reftlab's own RL loop (`stages.rl.train_rl`), timed by phase.
+
+The loop that runs is the real one, with its metrics file, progress bar and all; the four calls
+of a step (``generate``, ``Scorer.score``, ``make_experience``, ``update_policy``) are wrapped
+with a clock, which costs microseconds. An iteration runs from the start of one step's
+``generate`` to the next one's (the last ends when ``train_rl`` returns), so the loop's own
+bookkeeping (metrics file, progress bar) counts; a `gate.Gate` at each of those points lets
+the parent run reftlab and TRL iterations in turn. Prints one JSON line (or writes it to ``--json-out``).
+
+    python benchmarks/rl_reftlab.py MODEL_DIR --warmup 2 --steps 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from gate import Gate
+from rl_setup import WORKLOAD, arith_train, make_prompt, make_scorer
+
+import reftlab.stages.rl as engine
+from reftlab.methods.common import make_accelerator
+from reftlab.runtime.context import RunContext, seed_everything
+from reftlab.runtime.tracking import MetricsLogger
+from reftlab.stages.rl import RLSettings
+
+PHASES = ("generate", "score", "experience", "update")
+
+
+def grpo_settings(steps: int) -> RLSettings:
+    """reftlab's engine in the shape of GRPO with beta=0 (see `rl_setup.Workload`)."""
+    w = WORKLOAD
+    return RLSettings(
+        steps=steps,
+        batch_size=w.prompts_per_step,
+        mini_batch_size=w.completions_per_step,
+        rollouts_per_query=w.completions_per_prompt,
+        ppo_epochs=1,
+        lr=w.lr,
+        advantage="group_norm",
+        policy_loss="ppo_clip",
+        kl_coef=0.0,
+        kl_estimator="k1",
+        kl_penalty="reward",
+        gamma=1.0,
+        lam=1.0,
+        clip_range=w.clip_range,
+        value_clip_range=None,
+        vf_coef=0.0,
+        whiten_advantages=False,
+        temperature=w.temperature,
+        top_p=w.top_p,
+        max_new_tokens=w.max_new_tokens,
+        seed=w.seed,
+    )
+
+
+class PhaseClock:
+    """Seconds spent in each wrapped call, when each call ended, and completion lengths."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, list[float]] = defaultdict(list)
+        self.ends: dict[str, list[float]] = defaultdict(list)
+        self.completion_tokens: list[float] = []
+
+    def wrap(self, phase: str, fn, mean_tokens=None):
+        """``fn`` timed as ``phase``; ``mean_tokens(result)`` gives its mean completion length."""
+
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            out = fn(*args, **kwargs)
+            end = time.perf_counter()
+            self.seconds[phase].append(end - start)
+            self.ends[phase].append(end)
+            if mean_tokens is not None:
+                self.completion_tokens.append(mean_tokens(out))
+            return out
+
+        return timed
+
+
+def require_calls(clock: PhaseClock, phases: Sequence[str], expected: int, loop: str) -> None:
+    """Fail loudly if the loop stopped calling what the benchmark wraps (it was refactored)."""
+    counts = {phase: len(clock.seconds[phase]) for phase in phases}
+    if any(count != expected for count in counts.values()):
+        raise RuntimeError(
+            f"{loop} ran {expected} steps but the wrapped calls ran {counts} times; "
+            "the loop has changed: update the wrapping in benchmarks/"
+        )
+
+
+def mean_response_length(batch) -> float:
+    return batch.response_mask.sum(dim=1).float().mean().item()
+
+
+def run(model_dir: Path, warmup: int, steps: int, gate: Gate) -> dict:
+    """``warmup + steps`` iterations of `train_rl`; timings of the last ``steps`` only."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    seed_everything(WORKLOAD.seed)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    policy = AutoModelForCausalLM.from_pretrained(model_dir)
+    clock = PhaseClock()
+    generate = clock.wrap("generate", engine.generate, mean_response_length)
+
+    def generate_in_turn(*args, **kwargs):
+        gate.wait()  # a step starts with its rollouts
+        return generate(*args, **kwargs)
+
+    engine.generate = generate_in_turn
+    engine.make_experience = clock.wrap("experience", engine.make_experience)
+    engine.update_policy = clock.wrap("update", engine.update_policy)
+    scorer = make_scorer()
+    scorer.score = clock.wrap("score", scorer.score)
+    with tempfile.TemporaryDirectory() as run_dir:
+        ctx = RunContext(run_dir=Path(run_dir), logger=MetricsLogger(Path(run_dir)))
+        engine.train_rl(
+            policy,
+            None,
+            tokenizer,
+            arith_train(),
+            make_prompt,
+            scorer,
+            grpo_settings(warmup + steps),
+            ctx,
+            make_accelerator("fp32"),
+            "rl",
+        )
+        gate.wait()  # the end of the last step
+    require_calls(clock, PHASES, warmup + steps, "reftlab.stages.rl.train_rl")
+    iterations = gate.iteration_seconds()
+    return {
+        "side": "reftlab",
+        "iteration_s": iterations[warmup:],
+        "phases_s": {name: clock.seconds[name][warmup:] for name in PHASES},
+        "completion_tokens": clock.completion_tokens[warmup:],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model_dir", type=Path)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--json-out", type=Path, help="write the result here instead of stdout")
+    parser.add_argument("--gate", help="READ_FD,WRITE_FD of the parent's turnstile (gate.py)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    result = json.dumps(run(args.model_dir, args.warmup, args.steps, Gate(args.gate)))
+    if args.json_out is None:
+        print(result)
+    else:
+        args.json_out.write_text(result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""What both sides of the RL benchmark share: the model on disk, the prompts, the settings.
+
+The model is reftlab's embedded tiny model (``conf/model/tiny.yaml``: a 2-layer Llama with a
+512-token BPE trained offline on the ``arith`` training texts), built once with reftlab's own
+builders and written with ``save_pretrained``; reftlab and TRL both load that folder. The
+prompts are the ``arith`` training questions in the N-CoT template (``conf/cot/natural.yaml``),
+step by step in the order reftlab's RL loop draws them, so both sides see the same prompts at
+the same step.
+
+    python benchmarks/rl_setup.py OUT_DIR      # build and save the model and tokenizer
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One RL iteration of either side: the GRPO shape of reftlab's engine.
+
+    reftlab runs ``advantage=group_norm``, ``policy_loss=ppo_clip``, one PPO epoch and one
+    minibatch of all completions, ``kl_coef=0`` and no reference model; TRL's ``GRPOTrainer``
+    runs ``beta=0``, ``num_iterations=1``, ``scale_rewards="group"``, ``loss_type="dapo"``
+    (a token mean over the batch, like reftlab's default ``token_mean``), one optimizer step
+    per generation batch. Both: AdamW at a constant ``lr``, gradient norm clipped at 1, fp32.
+    """
+
+    prompts_per_step: int = 8
+    completions_per_prompt: int = 8
+    max_new_tokens: int = 64
+    temperature: float = 1.0
+    top_p: float = 1.0
+    lr: float = 2e-5
+    clip_range: float = 0.2
+    seed: int = 0
+
+    @property
+    def completions_per_step(self) -> int:
+        return self.prompts_per_step * self.completions_per_prompt
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+WORKLOAD = Workload()
+
+
+@functools.cache
+def load_yaml(relative: str):
+    from omegaconf import OmegaConf
+
+    return OmegaConf.load(ROOT / "conf" / relative)
+
+
+def arith_train():
+    """The ``arith`` training split exactly as a default run generates it."""
+    from reftlab.data.arith import generate_arith_splits
+
+    d = load_yaml("dataset/arith.yaml")
+    train, _ = generate_arith_splits(
+        d.train_size, d.test_size, seed=d.generator_seed, max_steps=d.max_steps
+    )
+    return train
+
+
+def build_model(out_dir: Path) -> Path:
+    """Build the tiny model and its tokenizer as a default run does; save both to ``out_dir``."""
+    from reftlab.datasets import Splits
+    from reftlab.models import build_tiny_model, get_or_build_tokenizer
+    from reftlab.policy import tokenizer_corpus
+
+    m = load_yaml("model/tiny.yaml")
+    corpus = tokenizer_corpus(Splits(train=arith_train(), test=[], sources={}))
+    tokenizer = get_or_build_tokenizer(corpus, m.vocab_size, out_dir / "cache")
+    model = build_tiny_model(
+        tokenizer,
+        m.hidden_size,
+        m.num_layers,
+        m.num_heads,
+        m.intermediate_size,
+        m.max_length,
+        seed=WORKLOAD.seed,
+    )
+    model_dir = out_dir / "model"
+    model.save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    return model_dir
+
+
+def make_prompt(example) -> str:
+    """The N-CoT prompt of a default run (``conf/cot/natural.yaml``)."""
+    from reftlab.data import format_prompt
+
+    return format_prompt(load_yaml("cot/natural.yaml").prompt_template, example)
+
+
+def make_scorer():
+    """The N-CoT scorer of a default run with a binary reward (reftlab's own `Scorer`)."""
+    from reftlab.scoring import Scorer
+
+    c = load_yaml("cot/natural.yaml")
+    return Scorer(c.name, 0.0, list(c.answer_markers), c.answer_fallback, c.program_timeout_s)
+
+
+def step_examples(steps: int) -> list[list]:
+    """The questions of each RL step, in the order reftlab's loop draws them (`question_batch`)."""
+    from reftlab.stages.rl import question_batch
+
+    train = arith_train()
+    per_step = WORKLOAD.prompts_per_step
+    return [question_batch(train, step, per_step, WORKLOAD.seed) for step in range(steps)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out_dir", type=Path)
+    args = parser.parse_args()
+    print(build_model(args.out_dir))
+
+
+if __name__ == "__main__":
+    main()

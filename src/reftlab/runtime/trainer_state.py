@@ -1,0 +1,56 @@
+"""A training loop's resumable state inside a step checkpoint: weights, optimizer, scheduler.
+
+With one process or plain data parallelism every rank holds the same weights and optimizer
+state, so rank 0 alone writes `trainer.pt`. With DeepSpeed ZeRO the optimizer state is
+partitioned across the ranks, so every rank writes (and reads) its part through the engine's
+own checkpoint, under `deepspeed/`.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+TRAINER_FILE = "trainer.pt"
+DEEPSPEED_FOLDER = "deepspeed"
+
+
+def uses_deepspeed(accelerator) -> bool:
+    from accelerate.utils import DistributedType
+
+    return accelerator.distributed_type == DistributedType.DEEPSPEED
+
+
+def save_trainer_state(folder: Path, accelerator, model, optimizer, scheduler=None) -> None:
+    """Write the state of a prepared model/optimizer/scheduler; call it on every process."""
+    if uses_deepspeed(accelerator):
+        model.save_checkpoint(str(Path(folder) / DEEPSPEED_FOLDER), tag="state")
+        return
+    if not accelerator.is_main_process:
+        return
+    state = {
+        "model": accelerator.unwrap_model(model).state_dict(),
+        "optimizer": optimizer.state_dict(),
+    }
+    if scheduler is not None:
+        state["scheduler"] = scheduler.state_dict()
+    torch.save(state, Path(folder) / TRAINER_FILE)
+
+
+def load_trainer_state(folder: Path, accelerator, model, optimizer, scheduler=None) -> None:
+    """Restore what `save_trainer_state` wrote into the prepared objects, on every process."""
+    if uses_deepspeed(accelerator):
+        model.load_checkpoint(str(Path(folder) / DEEPSPEED_FOLDER), tag="state")
+        return
+    state = torch.load(Path(folder) / TRAINER_FILE, weights_only=False, map_location="cpu")
+    accelerator.unwrap_model(model).load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(state["scheduler"])
+
+
+def grad_norm_value(norm) -> float:
+    """The gradient norm `clip_grad_norm_` returned as a float (DeepSpeed may return None)."""
+    return math.nan if norm is None else float(norm)

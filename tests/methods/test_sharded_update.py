@@ -1,0 +1,184 @@
+"""Shards of a step add up to the step of the whole batch: the RL update of rollouts split into
+shards (grad_accum, or processes) takes the gradient of one token mean over the minibatch, and a
+zero-weight placeholder shard changes nothing. Also the shard and minibatch arithmetic."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+from accelerate import Accelerator
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reftlab.methods.common import rl_settings
+from reftlab.models.value import PolicyWithValue
+from reftlab.rollout import RolloutBatch, collate_rollouts
+from reftlab.stages.rl import Experience, ShardWork, make_experience, select_rows, update_policy
+from reftlab.stages.sft import IGNORE_INDEX, collate, count_target_tokens
+from reftlab.stages.shards import (
+    SINGLE,
+    ShardLayout,
+    WeightedMeans,
+    combine_metrics,
+    plan_minibatches,
+    shard_part,
+    shard_seed,
+)
+
+PROMPTS = [
+    "Question: Ann has 27 apples. She buys 3 more. How many apples does Ann have now?\nAnswer:",
+    "Question: Tom has 5 books.\nAnswer:",
+    "Question: Mia has 4 pens. She loses 1. How many pens does Mia have now?\nAnswer:",
+]
+# Different lengths, so that a per-shard token mean would weigh tokens differently.
+RESPONSES = [
+    " 27 + 3 = 30.\nThe answer is 30.",
+    " The answer is 5.",
+    " 4 - 1 = 2.\nThe answer is 2.",
+]
+SCORES = torch.tensor([1.0, 0.1, 0.0])
+
+
+class GradCapture:
+    """An optimizer stand-in that records the gradients of each step."""
+
+    def __init__(self, params):
+        self.params = list(params)
+        self.steps: list[list[torch.Tensor]] = []
+
+    def step(self):
+        self.steps.append(
+            [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in self.params]
+        )
+
+    def zero_grad(self, set_to_none=True):
+        for p in self.params:
+            p.grad = None
+
+
+def rollouts(tokenizer) -> RolloutBatch:
+    queries = [tokenizer(p)["input_ids"] for p in PROMPTS]
+    responses = [tokenizer(r)["input_ids"] + [tokenizer.eos_token_id] for r in RESPONSES]
+    tensors = collate_rollouts(queries, responses, tokenizer.pad_token_id)
+    return RolloutBatch(**tensors, texts=list(RESPONSES), group_ids=torch.arange(len(PROMPTS)))
+
+
+def rows_of(exp: Experience, rows: list[int]) -> Experience:
+    index = torch.tensor(rows)
+    pick = lambda t: None if t is None else t[index]  # noqa: E731
+    return Experience(
+        select_rows(exp.batch, index),
+        pick(exp.old_logprobs),
+        pick(exp.old_values),
+        pick(exp.ref_logprobs),
+        pick(exp.advantages),
+        pick(exp.returns),
+        pick(exp.scores),
+        pick(exp.kl),
+    )
+
+
+def step_gradient(policy, work, settings, layout=SINGLE, plan=None) -> list[torch.Tensor]:
+    optimizer = GradCapture(policy.parameters())
+    update_policy(
+        policy,
+        optimizer,
+        Accelerator(cpu=True),
+        work,
+        settings,
+        generator=torch.Generator().manual_seed(0),
+        layout=layout,
+        plan=plan,
+    )
+    assert len(optimizer.steps) == 1  # one minibatch: the whole step
+    return optimizer.steps[0]
+
+
+@pytest.mark.parametrize("method", ["bandit", "reft"])
+def test_two_shards_take_the_gradient_of_the_whole_batch(
+    method, method_env, tokenizer, small_model
+):
+    settings = rl_settings(
+        method_env(f"method={method}", "method.batch_size=3", "method.mini_batch_size=3"), 3
+    )
+    settings = dataclasses.replace(settings, max_grad_norm=1e9, ppo_epochs=1, kl_coef=0.0)
+    policy = PolicyWithValue(small_model) if settings.uses_values else small_model
+    exp = make_experience(policy, None, rollouts(tokenizer), SCORES, settings)
+    whole = step_gradient(policy, exp, settings)
+
+    # Questions 0-1 on one shard, question 2 on the other, accumulated in one process.
+    shards = [
+        ShardWork(rows_of(exp, [0, 1]), [], [], 1.0, torch.Generator().manual_seed(1)),
+        ShardWork(rows_of(exp, [2]), [], [], 1.0, torch.Generator().manual_seed(2)),
+    ]
+    sharded = step_gradient(policy, shards, settings, ShardLayout(n_shards=2, processes=1))
+    # A per-shard token mean (the naive split) would not agree: response lengths differ.
+    for g_whole, g_sharded in zip(whole, sharded, strict=True):
+        torch.testing.assert_close(g_sharded, g_whole, rtol=1e-5, atol=1e-7)
+    assert max(g.abs().max().item() for g in whole) > 0
+
+
+def test_a_placeholder_shard_adds_nothing(method_env, tokenizer, small_model):
+    settings = rl_settings(
+        method_env("method=bandit", "method.batch_size=3", "method.mini_batch_size=3"), 3
+    )
+    settings = dataclasses.replace(settings, max_grad_norm=1e9)
+    exp = make_experience(small_model, None, rollouts(tokenizer), SCORES, settings)
+    whole = step_gradient(small_model, exp, settings)
+    shards = [
+        ShardWork(exp, [], [], 1.0, torch.Generator().manual_seed(0)),
+        ShardWork(rows_of(exp, [0]), [], [], 0.0, torch.Generator().manual_seed(1)),
+    ]
+    # The plan counts real rollouts only (3), as train_rl's does.
+    plan = plan_minibatches(3, 3, settings.mini_batch_size, n_shards=2)
+    padded = step_gradient(small_model, shards, settings, ShardLayout(2, 1), plan)
+    for g_whole, g_padded in zip(whole, padded, strict=True):
+        torch.testing.assert_close(g_padded, g_whole, rtol=1e-6, atol=1e-8)
+
+
+def test_shard_parts_and_seeds():
+    assert shard_part(5, 0, 2) == (slice(0, 3), 1.0)
+    assert shard_part(5, 1, 2) == (slice(3, 5), 1.0)
+    # A step with fewer questions than shards: the empty shard samples question 0, weight 0.
+    assert shard_part(1, 1, 2) == (slice(0, 1), 0.0)
+    assert shard_seed(1234, 0) == 1234  # one shard samples exactly as before sharding
+    assert len({shard_seed(1234, i) for i in range(8)}) == 8
+
+
+def test_minibatch_plan_golden():
+    # One shard: mini_batch_size rows per minibatch, as the unsharded loop takes them.
+    plan = plan_minibatches(64, 64, 24, 1)
+    assert (plan.count, plan.rows_per_shard) == (3, 24)
+    # 9 rollouts over 2 shards (5 and 4), minibatches of 8: two minibatches, 4 rows a shard.
+    plan = plan_minibatches(9, 5, 8, 2)
+    assert (plan.count, plan.rows_per_shard) == (2, 4)
+
+
+@given(st.integers(1, 200), st.integers(1, 64), st.integers(1, 8))
+def test_minibatch_plan_covers_every_row(rows, mini_batch_size, n_shards):
+    largest = math.ceil(rows / n_shards)
+    plan = plan_minibatches(rows, largest, mini_batch_size, n_shards)
+    assert plan.count == math.ceil(rows / mini_batch_size)
+    assert plan.count * plan.rows_per_shard >= largest
+    if n_shards == 1:
+        assert plan.rows_per_shard == mini_batch_size or plan.count == 1
+
+
+def test_metrics_combine_weighted_and_pass_through_one_shard():
+    assert combine_metrics([({"a": 0.1}, 3.0)], ShardLayout()) == {"a": 0.1}
+    combined = combine_metrics([({"a": 1.0}, 1.0), ({"a": 4.0}, 3.0)], ShardLayout(2, 1))
+    assert combined == {"a": (1.0 * 1 + 4.0 * 3) / 4}
+    means = WeightedMeans()
+    means.add({"loss": 2.0}, 1.0)
+    means.add({"loss": 5.0, "norm": 1.0}, 2.0)
+    assert means.means(ShardLayout()) == {"loss": (2.0 + 10.0) / 3, "norm": 1.0}
+
+
+@given(st.lists(st.tuples(st.integers(1, 12), st.integers(0, 14)), min_size=1, max_size=6))
+def test_target_token_count_matches_the_collated_labels(rows):
+    encoded = [(list(range(3, 3 + length)), min(prompt, length)) for length, prompt in rows]
+    labels = collate(encoded, pad_id=0)["labels"][:, 1:]
+    assert count_target_tokens(encoded) == int((labels != IGNORE_INDEX).sum())
