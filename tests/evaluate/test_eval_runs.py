@@ -83,6 +83,13 @@ def test_summary_reports_vote_pass_and_rerank(sft_run) -> None:
         assert 0.0 <= value <= 1.0 and value * 16 == round(value * 16)
 
 
+def answer_key(answer: str) -> object:
+    """How the run's scorer groups answers for the vote ("1/1" and "1" are one number)."""
+    from reftlab.scoring import Scorer
+
+    return Scorer("natural", 0.1, ["the answer is"], "none", 2.0).answer_key(answer)
+
+
 def test_metrics_are_recomputed_from_the_predictions(sft_run) -> None:
     run_dir, _ = sft_run
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -92,7 +99,7 @@ def test_metrics_are_recomputed_from_the_predictions(sft_run) -> None:
         assert len(r["samples"]) == len(r["sample_answers"]) == len(r["rm_scores"]) == K
         assert r["pass"] == any(r["sample_correct"])
         # The vote as recorded is the vote of the recorded answers (numbers compare by value).
-        voted = majority_vote(r["sample_answers"], key=lambda a: float(a) if a else a)
+        voted = majority_vote(r["sample_answers"], key=answer_key)
         assert r["voted"] == voted
         assert r["reranked"] == pick_top(r["rm_scores"])
         assert r["reranked_correct"] == r["sample_correct"][r["reranked"]]

@@ -95,9 +95,20 @@ def load_pretrained(
         trust_remote_code=trust_remote_code,
         **kwargs,
     )
+    if gguf_file is not None:
+        forget_gguf_quantizer(model)
     prepare_tokenizer_for_generation(tokenizer)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
+
+
+def forget_gguf_quantizer(model: PreTrainedModel) -> None:
+    """GGUF weights are dequantized on load, so the model is an ordinary float model; drop the
+    quantizer record so that its checkpoints save as plain transformers folders."""
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
 
 
 def load_packaged_gguf(

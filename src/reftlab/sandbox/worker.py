@@ -213,6 +213,10 @@ def run_job(source: str, timeout: float, settings: dict, uid: int | None, abi: i
 
 def main() -> None:
     """Serve jobs from fd 0, answer on fd 1, until the pool closes the pipe."""
+    # SLURM signals every process of a job before its time limit (USR1/USR2); the trainer
+    # handles that signal, and a worker killed by it would fail the program it was running.
+    for name in ("SIGUSR1", "SIGUSR2"):
+        signal.signal(getattr(signal, name), signal.SIG_IGN)
     settings = protocol.read_frame(0)
     if settings is None:
         return

@@ -94,6 +94,14 @@ class RLSettings:
     def uses_values(self) -> bool:
         return self.advantage == "gae"
 
+    @property
+    def single_on_policy_update(self) -> bool:
+        """One update per batch, on exactly the policy that sampled it, with nothing else that
+        needs the sampling policy's log-probs (no value model, no KL): the old log-probs then
+        equal the update's own, so the separate forward pass that computes them is skipped."""
+        one_minibatch = self.mini_batch_size >= self.batch_size * self.rollouts_per_query
+        return self.ppo_epochs == 1 and one_minibatch and not self.uses_values and self.kl_coef == 0
+
 
 def rl_steps_for(n_questions: int, batch_size: int, epochs: int, cap: int | None) -> int:
     steps = math.ceil(n_questions / batch_size) * epochs
@@ -143,7 +151,7 @@ class Experience:
     """One step's rollouts with everything the update needs; all tensors (B, T) unless noted."""
 
     batch: RolloutBatch
-    old_logprobs: torch.Tensor
+    old_logprobs: torch.Tensor | None  # None: the single update's own log-probs serve
     old_values: torch.Tensor | None
     ref_logprobs: torch.Tensor | None
     advantages: torch.Tensor
@@ -157,9 +165,12 @@ def make_experience(
     policy, ref_model, batch: RolloutBatch, scores: torch.Tensor, s: RLSettings
 ) -> Experience:
     mask = batch.response_mask
-    old_logprobs, old_values = forward_logprobs(
-        policy, batch, s.temperature, with_values=s.uses_values
-    )
+    if s.single_on_policy_update:  # the update uses its own log-probs, detached, as the old ones
+        old_logprobs, old_values = None, None
+    else:
+        old_logprobs, old_values = forward_logprobs(
+            policy, batch, s.temperature, with_values=s.uses_values
+        )
     needs_ref = s.kl_coef > 0 and ref_model is not None
     ref_logprobs = forward_logprobs(ref_model, batch, s.temperature)[0] if needs_ref else None
 
@@ -168,7 +179,8 @@ def make_experience(
             scores, old_logprobs, ref_logprobs, mask, s.kl_coef, s.kl_estimator
         )
     else:
-        rewards, kl = kl_penalized_rewards(scores, old_logprobs, old_logprobs, mask, 0.0, "k1")
+        no_kl = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device)
+        rewards, kl = kl_penalized_rewards(scores, no_kl, no_kl, mask, 0.0, "k1")
         if needs_ref:
             kl = get_kl_estimator(s.kl_estimator)(old_logprobs, ref_logprobs) * mask
     estimate = get_advantage_estimator(s.advantage)
@@ -201,8 +213,9 @@ def minibatch_loss(
     mb_mask = mb.response_mask
     with accelerator.autocast():
         logprobs, values = forward_logprobs(policy, mb, s.temperature, with_values=s.uses_values)
+    old_logprobs = logprobs.detach() if exp.old_logprobs is None else exp.old_logprobs[rows]
     pg_loss, pg_stats = policy_loss_fn(
-        logprobs, exp.old_logprobs[rows], exp.advantages[rows], mb_mask, s.clip_range
+        logprobs, old_logprobs, exp.advantages[rows], mb_mask, s.clip_range
     )
     loss = pg_loss
     mb_stats = {"policy_loss": pg_loss.item(), **{k: v.item() for k, v in pg_stats.items()}}
