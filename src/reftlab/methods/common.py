@@ -378,6 +378,18 @@ def frozen_copy(model) -> torch.nn.Module:
     return make_reference(model)
 
 
+def evaluate_final(env: Env, trained: dict, warmup_metrics: dict) -> dict:
+    """Evaluate the last stage's checkpoint on the test split: the run's closing metrics."""
+    policy = load_checkpoint(trained["model_dir"], env.accelerator.device)
+    test = env.ctx.stage("evaluate", lambda: evaluate(env, policy, "evaluate"))
+    env.ctx.log(test, stage="evaluate")
+    return {
+        "test_accuracy": test["eval/accuracy"],
+        "warmup_test_accuracy": warmup_metrics["eval/accuracy"],
+        **test,
+    }
+
+
 def finish_stage(env: Env, stage: str, model) -> dict[str, str]:
     """Save the stage's final weights in the run dir; a resumed run reloads them from there."""
     folder = env.ctx.checkpoint_dir(stage) / "final"

@@ -9,8 +9,7 @@ the current policy, keeps the correct samples and takes NLL steps on them.
 
 from __future__ import annotations
 
-from reftlab.methods.common import Env, evaluate, finish_stage, warmup
-from reftlab.policy import load_checkpoint
+from reftlab.methods.common import Env, evaluate_final, finish_stage, warmup
 from reftlab.stages.rl import rl_steps_for
 from reftlab.stages.selftrain import OnlineSTSettings, train_online_st
 
@@ -51,11 +50,4 @@ def run(env: Env, model) -> dict:
         return finish_stage(env, "online_self_training", model)
 
     trained = env.ctx.stage("online_self_training", self_train)
-    policy = load_checkpoint(trained["model_dir"], env.accelerator.device)
-    test = env.ctx.stage("evaluate", lambda: evaluate(env, policy, "evaluate"))
-    env.ctx.log(test, stage="evaluate")
-    return {
-        "test_accuracy": test["eval/accuracy"],
-        "warmup_test_accuracy": warmup_metrics["eval/accuracy"],
-        **test,
-    }
+    return evaluate_final(env, trained, warmup_metrics)

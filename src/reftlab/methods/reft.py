@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from reftlab.methods.common import (
     Env,
-    evaluate,
+    evaluate_final,
     finish_stage,
     frozen_copy,
     rl_settings,
     warmup,
     with_value_head,
 )
-from reftlab.policy import load_checkpoint
 from reftlab.stages.rl import train_rl
 
 
@@ -43,11 +42,4 @@ def run(env: Env, model) -> dict:
         return finish_stage(env, "ppo", policy)
 
     trained = env.ctx.stage("ppo", ppo)
-    policy = load_checkpoint(trained["model_dir"], env.accelerator.device)
-    test = env.ctx.stage("evaluate", lambda: evaluate(env, policy, "evaluate"))
-    env.ctx.log(test, stage="evaluate")
-    return {
-        "test_accuracy": test["eval/accuracy"],
-        "warmup_test_accuracy": warmup_metrics["eval/accuracy"],
-        **test,
-    }
+    return evaluate_final(env, trained, warmup_metrics)
