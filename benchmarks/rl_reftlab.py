@@ -12,17 +12,14 @@ the parent run reftlab and TRL iterations in turn. Prints one JSON line (or writ
 
 from __future__ import annotations
 
-import argparse
-import json
 import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
 from gate import Gate
-from rl_setup import WORKLOAD, arith_train, make_prompt, make_scorer
+from rl_setup import WORKLOAD, arith_train, make_prompt, make_scorer, run_side
 
 import reftlab.stages.rl as engine
 from reftlab.methods.common import make_accelerator
@@ -144,21 +141,7 @@ def run(model_dir: Path, warmup: int, steps: int, gate: Gate) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model_dir", type=Path)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--json-out", type=Path, help="write the result here instead of stdout")
-    parser.add_argument("--gate", help="READ_FD,WRITE_FD of the parent's turnstile (gate.py)")
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    result = json.dumps(run(args.model_dir, args.warmup, args.steps, Gate(args.gate)))
-    if args.json_out is None:
-        print(result)
-    else:
-        args.json_out.write_text(result)
+    run_side(run, __doc__)
 
 
 if __name__ == "__main__":

@@ -128,3 +128,28 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def run_side(run, doc: str) -> None:
+    """The command line of one RL side (`rl_reftlab.py`, `rl_trl.py`): run it in this process
+    and print or write its timings as JSON."""
+    import json
+
+    import torch
+    from gate import Gate
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("model_dir", type=Path)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--json-out", type=Path, help="write the result here instead of stdout")
+    parser.add_argument("--gate", help="READ_FD,WRITE_FD of the parent's turnstile (gate.py)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    result = json.dumps(run(args.model_dir, args.warmup, args.steps, Gate(args.gate)))
+    if args.json_out is None:
+        print(result)
+    else:
+        args.json_out.write_text(result)

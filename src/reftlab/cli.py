@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import sys
+import typing
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -46,23 +47,6 @@ def group_options(group: str) -> list[str]:
 
 
 USER_GROUPS = ("method", "cot", "dataset", "model", "budget", "logger")
-
-
-def _schema_types() -> dict:
-    from reftlab import config
-
-    return {name: getattr(config, name) for name in dir(config) if name.endswith("Config")}
-
-
-class _LazyTypes(dict):
-    def get(self, key, default=None):
-        if not self:
-            self.update(_schema_types())
-        return super().get(key, default)
-
-
-# Field types are strings under `from __future__ import annotations`; map them to the classes.
-_SCHEMA_TYPES = _LazyTypes()
 
 
 def _override_values(override) -> list[str]:
@@ -110,8 +94,8 @@ def _check_keys(overrides) -> None:
                     f"unknown key '{override.key_or_group}'; known keys{where}: "
                     f"{', '.join(sorted(fields))}"
                 )
-            node = fields[part].type
-            node = _SCHEMA_TYPES.get(node, node) if isinstance(node, str) else node
+            # Annotations are strings under `from __future__ import annotations`.
+            node = typing.get_type_hints(node)[part]
 
 
 def _first_line_of(exc: BaseException) -> str:

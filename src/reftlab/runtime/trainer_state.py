@@ -51,6 +51,18 @@ def load_trainer_state(folder: Path, accelerator, model, optimizer, scheduler=No
         scheduler.load_state_dict(state["scheduler"])
 
 
+def resume_training(ctx, stage: str, accelerator, model, optimizer, scheduler=None) -> int:
+    """Restore the newest step checkpoint an interrupted attempt of `stage` left in the run dir,
+    with the step counter and RNG; return the stage step to start from (0 when there is none)."""
+    checkpoint = ctx.latest_checkpoint(stage)
+    if checkpoint is None:
+        return 0
+    load_trainer_state(checkpoint.path, accelerator, model, optimizer, scheduler)
+    ctx.restore_step_checkpoint(checkpoint)
+    print(f"[{stage}] resumed from {checkpoint.path.name} (global step {ctx.global_step})")
+    return checkpoint.stage_step
+
+
 def grad_norm_value(norm) -> float:
     """The gradient norm `clip_grad_norm_` returned as a float (DeepSpeed may return None)."""
     return math.nan if norm is None else float(norm)

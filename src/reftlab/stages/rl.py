@@ -50,7 +50,7 @@ from reftlab.rollout import (
 )
 from reftlab.runtime import distributed
 from reftlab.runtime.context import RunContext
-from reftlab.runtime.trainer_state import grad_norm_value, load_trainer_state, save_trainer_state
+from reftlab.runtime.trainer_state import grad_norm_value, resume_training, save_trainer_state
 from reftlab.scoring import Scorer
 from reftlab.stages.shards import (
     SINGLE,
@@ -373,13 +373,7 @@ def train_rl(
     """
     optimizer = torch.optim.AdamW(policy.parameters(), lr=s.lr, weight_decay=0.0)
     policy, optimizer = accelerator.prepare(policy, optimizer)
-    start = 0
-    checkpoint = ctx.latest_checkpoint(stage)
-    if checkpoint is not None:
-        load_trainer_state(checkpoint.path, accelerator, policy, optimizer)
-        ctx.restore_step_checkpoint(checkpoint)
-        start = checkpoint.stage_step
-        print(f"[{stage}] resumed from {checkpoint.path.name} (global step {ctx.global_step})")
+    start = resume_training(ctx, stage, accelerator, policy, optimizer)
 
     def save(folder: Path) -> None:
         save_trainer_state(folder, accelerator, policy, optimizer)

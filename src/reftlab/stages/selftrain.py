@@ -28,7 +28,7 @@ from reftlab.data.traces import read_trace_file, select_targets, write_trace_fil
 from reftlab.models.value import unwrap_policy
 from reftlab.rollout import generate
 from reftlab.runtime.context import RunContext
-from reftlab.runtime.trainer_state import load_trainer_state, save_trainer_state
+from reftlab.runtime.trainer_state import resume_training, save_trainer_state
 from reftlab.scoring import Scorer
 from reftlab.stages.rl import question_batch, step_seed
 from reftlab.stages.sampling import SamplingSettings, sample_solutions
@@ -147,13 +147,7 @@ def train_online_st(
     last metrics. Checkpoints and resumes like ``train_rl``."""
     optimizer = torch.optim.AdamW(policy.parameters(), lr=s.lr, weight_decay=0.0)
     policy, optimizer = accelerator.prepare(policy, optimizer)
-    start = 0
-    checkpoint = ctx.latest_checkpoint(stage)
-    if checkpoint is not None:
-        load_trainer_state(checkpoint.path, accelerator, policy, optimizer)
-        ctx.restore_step_checkpoint(checkpoint)
-        start = checkpoint.stage_step
-        print(f"[{stage}] resumed from {checkpoint.path.name} (global step {ctx.global_step})")
+    start = resume_training(ctx, stage, accelerator, policy, optimizer)
 
     def save(folder: Path) -> None:
         save_trainer_state(folder, accelerator, policy, optimizer)

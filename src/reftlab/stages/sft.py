@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from reftlab.runtime import distributed
 from reftlab.runtime.context import RunContext
-from reftlab.runtime.trainer_state import grad_norm_value, load_trainer_state, save_trainer_state
+from reftlab.runtime.trainer_state import grad_norm_value, resume_training, save_trainer_state
 
 IGNORE_INDEX = -100
 
@@ -147,13 +147,7 @@ def train_sft(
     scheduler = linear_schedule(optimizer, total_steps, settings.warmup_fraction)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
 
-    start = 0
-    checkpoint = ctx.latest_checkpoint(stage)
-    if checkpoint is not None:
-        load_trainer_state(checkpoint.path, accelerator, model, optimizer, scheduler)
-        ctx.restore_step_checkpoint(checkpoint)
-        start = checkpoint.stage_step
-        print(f"[{stage}] resumed from {checkpoint.path.name} (global step {ctx.global_step})")
+    start = resume_training(ctx, stage, accelerator, model, optimizer, scheduler)
 
     def save(folder: Path) -> None:
         save_trainer_state(folder, accelerator, model, optimizer, scheduler)
