@@ -81,6 +81,7 @@ class MethodConfig:
     clip_range: float | None = 0.2
     value_clip_range: float | None = 0.2
     vf_coef: float = 5.0
+    value_lr: float | None = None
     ppo_epochs: int = 2
     value_model: str = "head"
     whiten_advantages: bool = False
@@ -132,6 +133,8 @@ class DatasetConfig:
     max_operand: int | None = None
     max_value: int | None = None
     distractor_rate: float = 0.0
+    # arith only: the share of training solutions that state the answer without working
+    direct_answer_rate: float = 0.0
 
 
 @dataclass
@@ -266,6 +269,7 @@ def validate(run: RunConfig) -> None:
         _positive(getattr(m, key), f"method.{key}")
     _positive(m.clip_range, "method.clip_range")
     _positive(m.value_clip_range, "method.value_clip_range")
+    _positive(m.value_lr, "method.value_lr")
     _positive(run.eval.samples, "eval.samples")
     if m.warmup_epochs < 0 or m.rl_epochs < 0:
         raise ConfigError("method.warmup_epochs and method.rl_epochs must be >= 0")

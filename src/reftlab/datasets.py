@@ -76,6 +76,7 @@ def load_splits(run: RunConfig, need_train: bool = True) -> Splits:
             max_operand=d.max_operand,
             max_value=d.max_value,
             distractor_rate=d.distractor_rate,
+            direct_answer_rate=d.direct_answer_rate,
         )
         sources = {s: f"arith (generated, seed {d.generator_seed})" for s in SPLITS}
     else:

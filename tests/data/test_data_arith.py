@@ -156,6 +156,26 @@ def test_distractors_are_ignored_by_the_solution():
         generate_arith(1, seed=0, distractor_rate=1.5)
 
 
+def test_direct_answers_state_the_answer_without_working():
+    worked = generate_arith(400, seed=8)
+    mixed = generate_arith(400, seed=8, direct_answer_rate=0.5)
+    # Same problems and answers; only the solutions' style changes.
+    assert [(e.question, e.answer) for e in mixed] == [(e.question, e.answer) for e in worked]
+    direct = [e for e in mixed if "=" not in e.cot]
+    assert 150 < len(direct) < 250
+    for example in direct:
+        assert example.cot == f"The answer is {example.answer}."
+        assert example.program == f"def solution():\n    return {example.answer}"
+        assert run_solution(example.program) == int(example.answer)
+    for example in mixed:
+        if example not in direct:
+            assert check_cot(example.cot) == int(example.answer)
+    # Rate 0 draws nothing, so earlier seeds keep their problems and solutions.
+    assert generate_arith(50, seed=8, direct_answer_rate=0.0) == worked[:50]
+    with pytest.raises(ValueError, match="direct_answer_rate"):
+        generate_arith(1, seed=0, direct_answer_rate=-0.1)
+
+
 def test_golden_distractor_renders_in_place():
     steps = (Step("+", 5, "He buys 5 more.", "bought", "total"),)
     problem = Problem("Tom", "He", "apples", 12, steps, ((1, "Ann has 3 pens."),))

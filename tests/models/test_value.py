@@ -141,3 +141,31 @@ def test_disable_dropout_makes_train_mode_deterministic(tokenizer):
     assert model.training
     first = model(input_ids=ids, attention_mask=mask).logits
     assert torch.equal(first, model(input_ids=ids, attention_mask=mask).logits)
+
+
+@pytest.mark.parametrize("value_model", ["head", "separate"])
+def test_value_lr_gives_the_critic_its_own_learning_rate(tokenizer, build_small, value_model):
+    from dataclasses import replace
+
+    from reftlab.stages.rl import RLSettings, make_optimizer
+
+    model = PolicyWithValue(build_small(), value_model)
+    base = RLSettings(
+        steps=1, batch_size=2, mini_batch_size=2, rollouts_per_query=1, ppo_epochs=1, lr=1e-5,
+        advantage="gae", policy_loss="ppo_clip", kl_coef=0.0, kl_estimator="k1",
+        kl_penalty="reward", gamma=1.0, lam=0.95, clip_range=0.2, value_clip_range=0.2,
+        vf_coef=1.0, whiten_advantages=False, temperature=1.0, top_p=1.0, max_new_tokens=4,
+        seed=0,
+    )
+    single = make_optimizer(model, base)
+    assert [group["lr"] for group in single.param_groups] == [1e-5]
+
+    split = make_optimizer(model, replace(base, value_lr=1e-3))
+    actor, critic = split.param_groups
+    assert (actor["lr"], critic["lr"]) == (1e-5, 1e-3)
+    critic_ids = {id(p) for p in critic["params"]}
+    assert critic_ids == {id(p) for p in model.critic_parameters()}
+    assert id(model.value_head.weight) in critic_ids
+    policy_ids = {id(p) for p in model.policy.parameters()}
+    assert not critic_ids & policy_ids  # the shared backbone learns at the policy's rate
+    assert len(actor["params"]) + len(critic["params"]) == len(list(model.parameters()))

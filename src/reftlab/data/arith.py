@@ -81,6 +81,7 @@ def generate_arith(
     max_operand: int | None = None,
     max_value: int | None = None,
     distractor_rate: float = 0.0,
+    direct_answer_rate: float = 0.0,
 ) -> list[Example]:
     """Generate ``n`` distinct problems, deterministically for a given ``seed``.
 
@@ -91,13 +92,18 @@ def generate_arith(
     smaller numbers mean fewer arithmetic facts to learn. ``distractor_rate`` is the chance that
     a problem gets one sentence about another person (``Ben has 7 cards.``) that the solution
     must ignore: a procedural skill shared by all problems, unlike the arithmetic facts.
+    ``direct_answer_rate`` is the share of solutions that state the answer with no working
+    (``The answer is 13.``, a program that returns the number), as in corpora that mix worked
+    and bare answers; the problems themselves do not depend on it.
     """
     if not 1 <= max_steps <= len(step_weights):
         raise ValueError(f"max_steps must be between 1 and {len(step_weights)}, got {max_steps}")
     if n < 0:
         raise ValueError(f"n must be non-negative, got {n}")
-    if not 0.0 <= distractor_rate <= 1.0:
-        raise ValueError(f"distractor_rate must be in [0, 1], got {distractor_rate}")
+    rates = {"distractor_rate": distractor_rate, "direct_answer_rate": direct_answer_rate}
+    for knob, rate in rates.items():
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"{knob} must be in [0, 1], got {rate}")
     limits = Limits(
         MAX_START if max_start is None else max_start,
         MAX_OPERAND if max_operand is None else max_operand,
@@ -106,6 +112,7 @@ def generate_arith(
     if not 2 <= limits.max_start <= limits.max_value or limits.max_operand < 1:
         raise ValueError(f"need 2 <= max_start <= max_value and max_operand >= 1, got {limits}")
     rng = random.Random(seed)
+    style_rng = random.Random(seed + 1_000_003)
     weights = list(step_weights[:max_steps])
     seen: set[str] = set()
     examples: list[Example] = []
@@ -126,8 +133,10 @@ def generate_arith(
             continue
         misses = 0
         seen.add(question)
-        cot = format_cot(problem, verbose_cot)
-        program = format_program(problem)
+        # Its own generator: the problems are the same whatever the rate.
+        direct = style_rng.random() < direct_answer_rate
+        cot = format_direct_cot(problem) if direct else format_cot(problem, verbose_cot)
+        program = format_direct_program(problem) if direct else format_program(problem)
         example_id = f"{id_prefix}_{len(examples)}"
         examples.append(Example(example_id, question, str(solve(problem)), cot, program))
     return examples
@@ -249,6 +258,16 @@ def format_cot(problem: Problem, verbose: bool = False) -> str:
         value = result
     lines.append(f"The answer is {value}.")
     return "\n".join(lines)
+
+
+def format_direct_cot(problem: Problem) -> str:
+    """The answer with no working: ``The answer is 13.``"""
+    return f"The answer is {solve(problem)}."
+
+
+def format_direct_program(problem: Problem) -> str:
+    """A program that returns the answer as a literal, with no working."""
+    return f"def solution():\n    return {solve(problem)}"
 
 
 def format_program(problem: Problem) -> str:

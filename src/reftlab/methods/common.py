@@ -356,6 +356,7 @@ def rl_settings(env: Env, n_questions: int) -> RLSettings:
         clip_range=m.clip_range,
         value_clip_range=m.value_clip_range,
         vf_coef=m.vf_coef,
+        value_lr=m.value_lr,
         whiten_advantages=m.whiten_advantages,
         temperature=m.temperature,
         top_p=m.top_p,

@@ -99,6 +99,11 @@ class PolicyWithValue(nn.Module):
         values = self.value_head(hidden.to(self.value_head.weight.dtype)).squeeze(-1)
         return outputs.logits, values
 
+    def critic_parameters(self) -> list[nn.Parameter]:
+        """The parameters only the critic uses: the head, and its own backbone if it has one."""
+        backbone = [] if self.value_backbone is None else list(self.value_backbone.parameters())
+        return list(self.value_head.parameters()) + backbone
+
     def save_pretrained(
         self, directory: Path, tokenizer: PreTrainedTokenizerBase | None = None
     ) -> None:

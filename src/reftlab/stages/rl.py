@@ -42,6 +42,7 @@ from reftlab.rl import (
     value_loss,
     whiten,
 )
+from reftlab.models.value import PolicyWithValue
 from reftlab.rollout import (
     RolloutBatch,
     compute_logprobs,
@@ -89,6 +90,7 @@ class RLSettings:
     seed: int
     max_grad_norm: float = 1.0
     grad_accum: int = 1
+    value_lr: float | None = None  # the critic's own parameters; None: lr
 
     @property
     def uses_values(self) -> bool:
@@ -106,6 +108,18 @@ class RLSettings:
 def rl_steps_for(n_questions: int, batch_size: int, epochs: int, cap: int | None) -> int:
     steps = math.ceil(n_questions / batch_size) * epochs
     return steps if cap is None else min(steps, cap)
+
+
+def make_optimizer(policy, s: RLSettings) -> torch.optim.Optimizer:
+    """AdamW over the policy, with the critic's own parameters (value head, value backbone) at
+    `s.value_lr` when it is set."""
+    critic = policy.critic_parameters() if isinstance(policy, PolicyWithValue) else []
+    if s.value_lr is None or not critic:
+        return torch.optim.AdamW(policy.parameters(), lr=s.lr, weight_decay=0.0)
+    critic_ids = {id(p) for p in critic}
+    actor = [p for p in policy.parameters() if id(p) not in critic_ids]
+    groups = [{"params": actor, "lr": s.lr}, {"params": critic, "lr": s.value_lr}]
+    return torch.optim.AdamW(groups, weight_decay=0.0)
 
 
 def question_batch(
@@ -371,7 +385,7 @@ def train_rl(
     `extra_metrics(rollout_examples, scores)`, if given, adds metrics to each step's record (one
     example per rollout row, scores (B,)); PrefixRL splits the reward by prefixed and plain rows.
     """
-    optimizer = torch.optim.AdamW(policy.parameters(), lr=s.lr, weight_decay=0.0)
+    optimizer = make_optimizer(policy, s)
     policy, optimizer = accelerator.prepare(policy, optimizer)
     start = resume_training(ctx, stage, accelerator, policy, optimizer)
 
