@@ -84,6 +84,10 @@ def test_bandit_is_the_minimal_baseline(composer):
 def test_demo_schedule_applies_only_to_the_embedded_default(composer):
     assert composer().method.sft_lr > composer("dataset=gsm8k").method.sft_lr
     assert composer("model=qwen2.5-0.5b").method.sft_lr == 1e-5
+    # The demo's task (half the solutions without working) is the tiny model's only.
+    assert composer().dataset.direct_answer_rate == 0.5
+    assert composer("model=smollm2-135m").dataset.direct_answer_rate == 0.0
+    assert composer().method.value_lr is not None and composer("dataset=gsm8k").method.value_lr is None
 
 
 def test_command_line_beats_the_demo_schedule(composer):
