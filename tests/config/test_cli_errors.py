@@ -10,7 +10,10 @@ import pytest
 
 def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "reftlab", *args], capture_output=True, text=True, cwd=cwd,
+        [sys.executable, "-m", "reftlab", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
         timeout=120,
     )
 
@@ -18,7 +21,10 @@ def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(
     "args,expected",
     [
-        (["method=foo"], "unknown method 'foo'; choose one of: bandit, offline_st, online_st, prefixrl, reft, sft"),
+        (
+            ["method=foo"],
+            "unknown method 'foo'; choose one of: bandit, offline_st, online_st, prefixrl, reft, sft",
+        ),
         (["method.kl_coef=abc"], "could not be converted to Float"),
         (["method.kl_cof=0.1"], "did you mean kl_coef"),
         (["dataset=gsm9k"], "unknown dataset 'gsm9k'"),
@@ -57,8 +63,9 @@ def test_dry_run_imports_no_model_library(tmp_path):
         "try:\n    main(['dry_run=true'])\nexcept SystemExit:\n    pass\n"
         "print(sorted(m for m in ('torch', 'transformers', 'trl') if m in sys.modules))\n"
     )
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                            cwd=tmp_path, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
 

@@ -45,8 +45,12 @@ def test_every_combination_composes_and_validates(composer, method, cot, dataset
     if dataset in NEEDS_LOCAL_FILES:
         with pytest.raises(ConfigError, match="dataset.path=DIR"):
             validate(run)
-        run = composer(f"method={method}", f"cot={cot}", f"dataset={dataset}",
-                       "dataset.test_file=/data/test.json")
+        run = composer(
+            f"method={method}",
+            f"cot={cot}",
+            f"dataset={dataset}",
+            "dataset.test_file=/data/test.json",
+        )
     validate(run)
 
 
@@ -58,13 +62,23 @@ def test_every_model_preset_validates(composer, model):
 def test_default_is_the_embedded_reft_run(composer):
     run = composer()
     assert (run.method.name, run.cot.name, run.dataset.name, run.model.name) == (
-        "reft", "natural", "arith", "tiny")
+        "reft",
+        "natural",
+        "arith",
+        "tiny",
+    )
     assert run.budget.name == "full"
 
 
 def test_reft_carries_the_paper_hyperparameters(composer):
     m = composer("method=reft", "dataset=gsm8k").method
-    assert (m.kl_coef, m.gamma, m.lam, m.clip_range, m.value_clip_range) == (0.05, 1.0, 0.95, 0.2, 0.2)
+    assert (m.kl_coef, m.gamma, m.lam, m.clip_range, m.value_clip_range) == (
+        0.05,
+        1.0,
+        0.95,
+        0.2,
+        0.2,
+    )
     assert (m.vf_coef, m.ppo_epochs, m.rollouts_per_query, m.warmup_epochs) == (5.0, 2, 1, 2)
     assert m.advantage == "gae" and m.reward_shape == "partial"
 
@@ -78,7 +92,12 @@ def test_reft_uses_the_smaller_kl_for_programs(composer):
 def test_bandit_is_the_minimal_baseline(composer):
     m = composer("method=bandit", "dataset=gsm8k").method
     assert (m.rollouts_per_query, m.batch_size, m.advantage, m.kl_coef, m.clip_range) == (
-        1, 32, "none", 0.0, None)
+        1,
+        32,
+        "none",
+        0.0,
+        None,
+    )
 
 
 def test_demo_schedule_applies_only_to_the_embedded_default(composer):
@@ -87,7 +106,9 @@ def test_demo_schedule_applies_only_to_the_embedded_default(composer):
     # The demo's task (half the solutions without working) is the tiny model's only.
     assert composer().dataset.direct_answer_rate == 0.5
     assert composer("model=smollm2-135m").dataset.direct_answer_rate == 0.0
-    assert composer().method.value_lr is not None and composer("dataset=gsm8k").method.value_lr is None
+    assert (
+        composer().method.value_lr is not None and composer("dataset=gsm8k").method.value_lr is None
+    )
 
 
 def test_command_line_beats_the_demo_schedule(composer):

@@ -13,13 +13,14 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-
 @pytest.mark.slow
 def test_wheel_ships_conf_and_runs_from_anywhere(tmp_path: Path):
     dist = tmp_path / "dist"
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(dist), str(REPO_ROOT)],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert build.returncode == 0, build.stderr[-2000:]
     (wheel,) = dist.glob("reftlab-*.whl")
@@ -33,7 +34,9 @@ def test_wheel_ships_conf_and_runs_from_anywhere(tmp_path: Path):
     python = env_dir / "bin" / "python"
     install = subprocess.run(
         [str(python), "-m", "pip", "install", "--no-deps", "--no-index", str(wheel)],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert install.returncode == 0, install.stderr[-2000:]
 
@@ -41,13 +44,18 @@ def test_wheel_ships_conf_and_runs_from_anywhere(tmp_path: Path):
     elsewhere.mkdir()
     where = subprocess.run(
         [str(python), "-c", "import reftlab; print(reftlab.__file__)"],
-        capture_output=True, text=True, cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        cwd=elsewhere,
     )
     assert str(env_dir) in where.stdout, where.stdout + where.stderr
 
     result = subprocess.run(
         [str(env_dir / "bin" / "reftlab"), "--cfg", "job"],
-        capture_output=True, text=True, cwd=elsewhere, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=elsewhere,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "name: reft" in result.stdout and "name: arith" in result.stdout

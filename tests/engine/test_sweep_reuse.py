@@ -56,6 +56,9 @@ def test_kl_sweep_trains_the_shared_warmup_once(tmp_path):
     summaries = [json.loads((p / "summary.json").read_text()) for p in runs]
     assert summaries[0]["warmup_test_accuracy"] == summaries[1]["warmup_test_accuracy"]
     assert [s["config"]["method"]["kl_coef"] for s in summaries] == [0.01, 0.05]
+    # The reusing run still has the warm-up's per-problem results, copied from the cache.
+    warmup_predictions = [(p / "predictions" / "sft_warmup.jsonl").read_text() for p in runs]
+    assert warmup_predictions[0] and warmup_predictions[0] == warmup_predictions[1]
     # The step counter continues past the reused warm-up, as if it had been trained here.
     assert min(r["step"] for r in second if r["stage"] == "ppo") == min(
         r["step"] for r in first if r["stage"] == "ppo"

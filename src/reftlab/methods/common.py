@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,8 @@ class Env:
 
 # Methods whose stages shard their work over processes and grad_accum shards (SFT, RL, eval).
 SHARDED_METHODS = ("sft", "reft", "bandit")
+# The warm-up's per-problem test results, stored beside its cached weights.
+CACHED_PREDICTIONS = "predictions.jsonl"
 
 
 def make_accelerator(precision: str, deepspeed: str | None = None):
@@ -186,8 +189,12 @@ def evaluate(env: Env, model, name: str) -> dict[str, float]:
         env.scorer,
         s.eval_samples,
         check_hacking=env.run.dataset.answer_type == CHOICE,
-        predictions_path=env.run_dir / "predictions" / f"{name}.jsonl" if world.is_main else None,
+        predictions_path=predictions_file(env, name) if world.is_main else None,
     )
+
+
+def predictions_file(env: Env, name: str) -> Path:
+    return env.run_dir / "predictions" / f"{name}.jsonl"
 
 
 def weights_dtype(env: Env) -> str:
@@ -317,12 +324,18 @@ def warmup(env: Env, model, stage: str = "sft_warmup", epochs: int | None = None
         distributed.barrier()
         env.warmup_source = WarmupSource(key, folder)
         metrics = evaluate(env, model, stage)
+        if env.ctx.is_main:  # kept with the weights, for the runs that reuse them
+            shutil.copyfile(predictions_file(env, stage), folder / CACHED_PREDICTIONS)
         return {"metrics": metrics, "global_step": env.ctx.global_step}
 
     def run_stage() -> dict[str, Any]:
         folder, info, reused = cached_stage(Path(env.run.cache_dir), "sft", key, build)
         if reused:
             env.ctx.global_step = max(env.ctx.global_step, info["global_step"])
+            cached = folder / CACHED_PREDICTIONS
+            if env.ctx.is_main and cached.is_file():
+                predictions_file(env, stage).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(cached, predictions_file(env, stage))
             print(
                 f"[{stage}] reusing the warm-up trained by an earlier run with identical "
                 f"settings: {folder}",

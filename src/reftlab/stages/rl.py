@@ -32,6 +32,7 @@ import torch
 from tqdm.auto import tqdm
 
 from reftlab.data import Example
+from reftlab.models.value import PolicyWithValue
 from reftlab.rl import (
     explained_variance,
     get_advantage_estimator,
@@ -42,7 +43,6 @@ from reftlab.rl import (
     value_loss,
     whiten,
 )
-from reftlab.models.value import PolicyWithValue
 from reftlab.rollout import (
     RolloutBatch,
     compute_logprobs,
