@@ -133,7 +133,7 @@ class DatasetConfig:
     max_operand: int | None = None
     max_value: int | None = None
     distractor_rate: float = 0.0
-    # arith only: the share of training solutions that state the answer without working
+    # arith only: the share of solutions that state the answer without working
     direct_answer_rate: float = 0.0
 
 

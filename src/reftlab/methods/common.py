@@ -332,10 +332,10 @@ def warmup(env: Env, model, stage: str = "sft_warmup", epochs: int | None = None
         folder, info, reused = cached_stage(Path(env.run.cache_dir), "sft", key, build)
         if reused:
             env.ctx.global_step = max(env.ctx.global_step, info["global_step"])
-            cached = folder / CACHED_PREDICTIONS
+            cached, target = folder / CACHED_PREDICTIONS, predictions_file(env, stage)
             if env.ctx.is_main and cached.is_file():
-                predictions_file(env, stage).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(cached, predictions_file(env, stage))
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(cached, target)
             print(
                 f"[{stage}] reusing the warm-up trained by an earlier run with identical "
                 f"settings: {folder}",
