@@ -73,9 +73,9 @@ def arith_train():
 
 def build_model(out_dir: Path) -> Path:
     """Build the tiny model and its tokenizer as a default run does; save both to ``out_dir``."""
-    from reftlab.datasets import Splits
+    from reftlab.data.splits import Splits
     from reftlab.models import build_tiny_model, get_or_build_tokenizer
-    from reftlab.policy import tokenizer_corpus
+    from reftlab.models.checkpoints import tokenizer_corpus
 
     m = load_yaml("model/tiny.yaml")
     corpus = tokenizer_corpus(Splits(train=arith_train(), test=[], sources={}))
@@ -104,7 +104,7 @@ def make_prompt(example) -> str:
 
 def make_scorer():
     """The N-CoT scorer of a default run with a binary reward (reftlab's own `Scorer`)."""
-    from reftlab.scoring import Scorer
+    from reftlab.rewards.scorer import Scorer
 
     c = load_yaml("cot/natural.yaml")
     return Scorer(c.name, 0.0, list(c.answer_markers), c.answer_fallback, c.program_timeout_s)

@@ -1,3 +1,3 @@
-from reftlab.cli import main
+from reftlab.app.cli import main
 
 main()

@@ -59,7 +59,7 @@ def test_dry_run_prints_the_plan_without_loading_a_model(tmp_path):
 def test_dry_run_imports_no_model_library(tmp_path):
     probe = (
         "import sys\n"
-        "from reftlab.cli import main\n"
+        "from reftlab.app.cli import main\n"
         "try:\n    main(['dry_run=true'])\nexcept SystemExit:\n    pass\n"
         "print(sorted(m for m in ('torch', 'transformers', 'trl') if m in sys.modules))\n"
     )

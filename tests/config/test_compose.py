@@ -8,7 +8,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from reftlab.cli import conf_dir, group_options
+from reftlab.app.cli import conf_dir, group_options
 from reftlab.config import ConfigError, RunConfig, register_configs, to_run_config, validate
 
 METHODS = group_options("method")
@@ -116,7 +116,7 @@ def test_command_line_beats_the_demo_schedule(composer):
 
 
 def test_smoke_budget_caps_the_schedule(composer):
-    from reftlab.plan import make_schedule
+    from reftlab.app.plan import make_schedule
 
     full = make_schedule(composer())
     smoke = make_schedule(composer("budget=smoke"))

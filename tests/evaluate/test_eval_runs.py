@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from reftlab.evaluate import majority_vote
-from reftlab.rerank import REWARD_HEAD_FILE, pick_top
+from reftlab.stages.evaluate import majority_vote
+from reftlab.stages.reward_model import REWARD_HEAD_FILE, pick_top
 
 pytestmark = pytest.mark.slow
 
@@ -85,7 +85,7 @@ def test_summary_reports_vote_pass_and_rerank(sft_run) -> None:
 
 def answer_key(answer: str) -> object:
     """How the run's scorer groups answers for the vote ("1/1" and "1" are one number)."""
-    from reftlab.scoring import Scorer
+    from reftlab.rewards.scorer import Scorer
 
     return Scorer("natural", 0.1, ["the answer is"], "none", 2.0).answer_key(answer)
 
@@ -129,7 +129,7 @@ def test_reward_model_is_reused_by_a_run_with_the_same_warmup(sft_run, tmp_path,
     built from the same overrides finds the run's reward model without training."""
     import torch
 
-    from reftlab.cli import compose_run
+    from reftlab.app.cli import compose_run
     from reftlab.methods.common import WarmupSource, resolve_reward_model, setup, warmup_key
     from reftlab.runtime.context import RunContext
     from reftlab.runtime.tracking import MetricsLogger, read_metrics

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from reftlab.cli import main
+from reftlab.app.cli import main
 
 
 def run_eval(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:

@@ -12,10 +12,10 @@ from types import SimpleNamespace
 
 import pytest
 
-import reftlab.evaluate as evaluate_module
+import reftlab.stages.evaluate as evaluate_module
 from reftlab.data import Example
-from reftlab.evaluate import evaluate_model
-from reftlab.scoring import Scorer
+from reftlab.stages.evaluate import evaluate_model
+from reftlab.rewards.scorer import Scorer
 
 NUMERIC = [
     Example(id="q1", question="one", answer="18"),

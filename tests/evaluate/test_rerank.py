@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reftlab.models import build_tiny_model, build_tokenizer
-from reftlab.rerank import (
+from reftlab.stages.reward_model import (
     LabelledSamples,
     RewardModel,
     RewardModelSettings,

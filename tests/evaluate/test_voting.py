@@ -6,9 +6,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reftlab.data import Example
-from reftlab.evaluate import majority_vote, rerank_fields, sample_fields, summarise
+from reftlab.stages.evaluate import majority_vote, rerank_fields, sample_fields, summarise
 from reftlab.rewards.score import Score
-from reftlab.scoring import Scorer
+from reftlab.rewards.scorer import Scorer
 
 
 def natural_scorer() -> Scorer:

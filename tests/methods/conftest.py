@@ -9,11 +9,11 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from reftlab.cli import conf_dir
+from reftlab.app.cli import conf_dir
 from reftlab.config import register_configs, to_run_config
 from reftlab.data import generate_arith_splits
 from reftlab.models import build_tiny_model, build_tokenizer
-from reftlab.plan import make_schedule
+from reftlab.app.plan import make_schedule
 
 
 @pytest.fixture(scope="session", autouse=True)

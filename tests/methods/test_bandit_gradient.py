@@ -11,7 +11,7 @@ import torch
 from accelerate import Accelerator
 
 from reftlab.methods.common import rl_settings
-from reftlab.rollout import RolloutBatch, collate_rollouts
+from reftlab.stages.rollout import RolloutBatch, collate_rollouts
 from reftlab.stages.rl import make_experience, update_policy
 
 PROMPTS = [

@@ -121,9 +121,9 @@ def gold_traces(path: Path, n: int) -> list[str]:
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from reftlab.cli import conf_dir
+    from reftlab.app.cli import conf_dir
     from reftlab.config import register_configs, to_run_config
-    from reftlab.datasets import load_splits
+    from reftlab.data.splits import load_splits
 
     register_configs()
     GlobalHydra.instance().clear()

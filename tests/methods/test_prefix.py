@@ -15,8 +15,8 @@ from reftlab.data.prompts import NATURAL_TEMPLATE
 from reftlab.data.traces import parse_trace_lines, read_trace_file, write_trace_file
 from reftlab.methods.common import rl_settings
 from reftlab.rl.prefix import cut_point, cut_trace, draw_fraction, plan_pool
-from reftlab.rollout import RolloutBatch, collate_rollouts
-from reftlab.scoring import Scorer
+from reftlab.stages.rollout import RolloutBatch, collate_rollouts
+from reftlab.rewards.scorer import Scorer
 from reftlab.stages.prefix import (
     PrefixScorer,
     RewardSplit,

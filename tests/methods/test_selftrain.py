@@ -9,7 +9,7 @@ import pytest
 from reftlab.data import format_prompt, format_target
 from reftlab.data.prompts import NATURAL_TEMPLATE
 from reftlab.data.traces import read_trace_file, select_targets
-from reftlab.scoring import Scorer
+from reftlab.rewards.scorer import Scorer
 from reftlab.stages import sampling
 from reftlab.stages.sampling import SamplingSettings
 from reftlab.stages.selftrain import read_pairs, sample_and_filter

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from reftlab.methods.common import rl_settings
 from reftlab.models.value import PolicyWithValue
-from reftlab.rollout import RolloutBatch, collate_rollouts
+from reftlab.stages.rollout import RolloutBatch, collate_rollouts
 from reftlab.stages.rl import Experience, ShardWork, make_experience, select_rows, update_policy
 from reftlab.stages.sft import IGNORE_INDEX, collate, count_target_tokens
 from reftlab.stages.shards import (

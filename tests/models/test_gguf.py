@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from reftlab.models import PolicyWithValue, find_packaged_gguf, load_packaged_gguf
-from reftlab.rollout import compute_logprobs, compute_logprobs_and_values, generate
+from reftlab.stages.rollout import compute_logprobs, compute_logprobs_and_values, generate
 
 
 @pytest.fixture(scope="module")

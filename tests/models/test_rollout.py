@@ -5,7 +5,7 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from reftlab.models import PolicyWithValue, disable_dropout
-from reftlab.rollout import (
+from reftlab.stages.rollout import (
     collate_rollouts,
     compute_logprobs,
     compute_logprobs_and_values,

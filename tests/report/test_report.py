@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reftlab.cli import main
-from reftlab.plots import moving_average, stage_starts
-from reftlab.report import (
+from reftlab.app.cli import main
+from reftlab.report.plots import moving_average, stage_starts
+from reftlab.report.collect import (
     CURVES_PNG,
     HEATMAP_PNG,
     KNOBS_PNG,

@@ -11,7 +11,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from reftlab.cli import conf_dir
+from reftlab.app.cli import conf_dir
 from reftlab.config import ConfigError, register_configs, to_run_config, validate
 from reftlab.errors import ReftlabError
 from reftlab.runtime.deepspeed import check_usable, load_config, make_plugin, resolve_config

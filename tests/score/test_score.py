@@ -1,7 +1,7 @@
 """`reftlab score`: golden metrics on real data (GSM8K, SVAMP programs, MathQA), and one-line errors.
 
 The CLI runs as a subprocess for the error cases and the GSM8K golden case; the others call
-`reftlab.cli.main` in-process (same code path after the process start).
+`reftlab.app.cli.main` in-process (same code path after the process start).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from reftlab.cli import main
-from reftlab.verbs import default_output
+from reftlab.app.cli import main
+from reftlab.app.verbs import default_output
 
 GSM8K_RIGHT = [0, 2, 3, 5, 7, 11, 17, 100, 500, 1318]  # 0-based lines of gsm8k/test.jsonl
 GSM8K_WRONG = [1, 4, 6, 8, 1000]

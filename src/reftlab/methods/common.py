@@ -11,13 +11,13 @@ import torch
 
 from reftlab.config import RunConfig
 from reftlab.data import CHOICE, Example, format_prompt, format_target
-from reftlab.datasets import Splits, load_splits
+from reftlab.data.splits import Splits, load_splits
 from reftlab.errors import ReftlabError
-from reftlab.evaluate import Predictions, predict, summarise_predictions
+from reftlab.stages.evaluate import Predictions, predict, summarise_predictions
 from reftlab.models.value import PolicyWithValue, disable_dropout, make_reference, unwrap_policy
-from reftlab.plan import Schedule, make_schedule
-from reftlab.policy import load_base_model, load_checkpoint, save_checkpoint
-from reftlab.rerank import (
+from reftlab.app.plan import Schedule, make_schedule
+from reftlab.models.checkpoints import load_base_model, load_checkpoint, save_checkpoint
+from reftlab.stages.reward_model import (
     REWARD_HEAD_FILE,
     RewardModel,
     RewardModelSettings,
@@ -29,7 +29,7 @@ from reftlab.rerank import (
 from reftlab.runtime import distributed
 from reftlab.runtime.context import RunContext, seed_everything
 from reftlab.runtime.reuse import cached_stage, stage_key
-from reftlab.scoring import Scorer, make_scorer
+from reftlab.rewards.scorer import Scorer, make_scorer
 from reftlab.stages.rl import RLSettings, rl_steps_for
 from reftlab.stages.sft import SFTSettings, train_sft
 

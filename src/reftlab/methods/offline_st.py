@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from reftlab.methods.common import Env, evaluate, finish_stage, sft_settings, warmup
-from reftlab.policy import load_base_model, load_checkpoint
+from reftlab.models.checkpoints import load_base_model, load_checkpoint
 from reftlab.stages.sampling import SamplingSettings
 from reftlab.stages.selftrain import read_pairs, sample_and_filter
 from reftlab.stages.sft import train_sft

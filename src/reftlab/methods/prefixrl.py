@@ -29,7 +29,7 @@ from reftlab.methods.common import (
     with_value_head,
 )
 from reftlab.models.value import disable_dropout
-from reftlab.policy import load_checkpoint
+from reftlab.models.checkpoints import load_checkpoint
 from reftlab.stages.prefix import (
     PrefixScorer,
     RewardSplit,

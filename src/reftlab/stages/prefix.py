@@ -34,7 +34,7 @@ import torch
 from reftlab.data import DataError, Example
 from reftlab.data.traces import read_trace_file, select_targets, write_trace_file
 from reftlab.rl.prefix import cut_trace, draw_fraction, plan_pool
-from reftlab.scoring import Scorer
+from reftlab.rewards.scorer import Scorer
 from reftlab.stages.sampling import SamplingSettings, sample_solutions
 
 

@@ -43,7 +43,7 @@ from reftlab.rl import (
     value_loss,
     whiten,
 )
-from reftlab.rollout import (
+from reftlab.stages.rollout import (
     RolloutBatch,
     compute_logprobs,
     compute_logprobs_and_values,
@@ -52,7 +52,7 @@ from reftlab.rollout import (
 from reftlab.runtime import distributed
 from reftlab.runtime.context import RunContext
 from reftlab.runtime.trainer_state import grad_norm_value, resume_training, save_trainer_state
-from reftlab.scoring import Scorer
+from reftlab.rewards.scorer import Scorer
 from reftlab.stages.shards import (
     SINGLE,
     MinibatchPlan,

@@ -26,10 +26,10 @@ from tqdm.auto import tqdm
 from reftlab.data import Example
 from reftlab.data.traces import read_trace_file, select_targets, write_trace_file
 from reftlab.models.value import unwrap_policy
-from reftlab.rollout import generate
+from reftlab.stages.rollout import generate
 from reftlab.runtime.context import RunContext
 from reftlab.runtime.trainer_state import resume_training, save_trainer_state
-from reftlab.scoring import Scorer
+from reftlab.rewards.scorer import Scorer
 from reftlab.stages.rl import question_batch, step_seed
 from reftlab.stages.sampling import SamplingSettings, sample_solutions
 from reftlab.stages.sft import collate, completion_nll, encode_pairs

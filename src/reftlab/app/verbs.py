@@ -2,9 +2,9 @@
 `reftlab report PATH`.
 
 `reftlab eval` evaluates a saved model on a data set's test split exactly as a run evaluates
-(`reftlab.evaluate`), writes the predictions and prints one JSON line of metrics.
+(`reftlab.stages.evaluate`), writes the predictions and prints one JSON line of metrics.
 
-`reftlab report` (the table and plots themselves live in `reftlab.report`) reads a run or sweep
+`reftlab report` (the table and plots themselves live in `reftlab.report.collect`) reads a run or sweep
 dir and fails in one line when PATH holds no run or the report cannot be written.
 
 `reftlab score` scores a JSONL of completions against the test split of a data set with the
@@ -29,7 +29,7 @@ from reftlab.data import CHOICE, Example, format_prompt
 from reftlab.errors import ReftlabError
 from reftlab.rewards import Score, check_choice_hacking, extract_program, score_program
 from reftlab.sandbox.result import ExecResult
-from reftlab.scoring import Scorer
+from reftlab.rewards.scorer import Scorer
 
 SCORE_USAGE = """\
 usage: reftlab score predictions=FILE [output=FILE] [OVERRIDES ...]
@@ -280,9 +280,9 @@ def score(argv: Sequence[str]) -> int:
     if any(arg in ("-h", "--help") for arg in argv):
         print(SCORE_USAGE, end="")
         return 0
-    from reftlab.cli import compose_run
-    from reftlab.datasets import load_splits
-    from reftlab.scoring import make_scorer
+    from reftlab.app.cli import compose_run
+    from reftlab.data.splits import load_splits
+    from reftlab.rewards.scorer import make_scorer
 
     predictions_path, output, overrides = split_score_args(argv)
     output = output or default_output(predictions_path)
@@ -404,13 +404,13 @@ def eval_checkpoint(argv: Sequence[str]) -> int:
         return 0
     import torch
 
-    from reftlab.cli import compose_run
-    from reftlab.datasets import load_splits
-    from reftlab.evaluate import evaluate_model
+    from reftlab.app.cli import compose_run
+    from reftlab.data.splits import load_splits
+    from reftlab.stages.evaluate import evaluate_model
     from reftlab.models.pretrained import load_pretrained
-    from reftlab.plan import make_schedule
-    from reftlab.rerank import REWARD_HEAD_FILE, load_reward_model, make_reranker
-    from reftlab.scoring import make_scorer
+    from reftlab.app.plan import make_schedule
+    from reftlab.stages.reward_model import REWARD_HEAD_FILE, load_reward_model, make_reranker
+    from reftlab.rewards.scorer import make_scorer
 
     checkpoint, output, overrides = split_eval_args(argv)
     check_model_folder(checkpoint)
@@ -506,7 +506,7 @@ def report(argv: Sequence[str]) -> int:
     if any(arg in ("-h", "--help") for arg in argv):
         print(REPORT_USAGE, end="")
         return 0
-    from reftlab.report import format_report, make_report
+    from reftlab.report.collect import format_report, make_report
 
     parser = _ReportArgs(prog="reftlab report", add_help=False)
     parser.add_argument("path", type=Path, metavar="PATH")

@@ -60,7 +60,7 @@ def split_sizes(run: RunConfig, schedule: Schedule) -> dict[str, str]:
         available = {"train": d.train_size, "test": d.test_size}
         source = f"generated, seed {d.generator_seed}"
     elif d.path or d.train_file or d.test_file:
-        from reftlab.datasets import count_local_examples
+        from reftlab.data.splits import count_local_examples
 
         available = count_local_examples(run)
         source = "local files"

@@ -578,7 +578,7 @@ def make_report(root: Path, out_dir: Path | None = None, plots: bool = True) -> 
     out_dir = out_dir or root
     prepare_out_dir(out_dir)
     try:
-        from reftlab.plots import plot_accuracy, plot_curves
+        from reftlab.report.plots import plot_accuracy, plot_curves
 
         drawn = [draw(plot, report, out_dir) for plot in (plot_curves, plot_accuracy) if plots]
         pngs = [path for path in drawn if path is not None]

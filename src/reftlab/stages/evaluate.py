@@ -17,11 +17,11 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from reftlab.data import Example
-from reftlab.rerank import pick_top
+from reftlab.stages.reward_model import pick_top
 from reftlab.rewards import check_choice_hacking
-from reftlab.rollout import generate
+from reftlab.stages.rollout import generate
 from reftlab.sandbox.result import ExecResult
-from reftlab.scoring import Scorer
+from reftlab.rewards.scorer import Scorer
 
 # rerank(prompts, completions) -> one score per completion, higher is better.
 Reranker = Callable[[Sequence[str], Sequence[str]], list[float]]

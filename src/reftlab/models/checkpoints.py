@@ -8,7 +8,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from reftlab.config import RunConfig
-from reftlab.datasets import Splits
+from reftlab.data.splits import Splits
 from reftlab.errors import ReftlabError
 from reftlab.models.pretrained import find_packaged_gguf, load_pretrained
 from reftlab.models.tiny import build_tiny_model

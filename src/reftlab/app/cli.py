@@ -30,10 +30,10 @@ MAX_PRECHECKED_COMBINATIONS = 256
 
 def conf_dir() -> Path:
     """The config groups: shipped inside the wheel, or `conf/` at the repository root."""
-    packaged = Path(__file__).resolve().parent / "conf"
+    packaged = Path(__file__).resolve().parents[1] / "conf"
     if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parents[2] / "conf"
+    return Path(__file__).resolve().parents[3] / "conf"
 
 
 def fail(message: str) -> None:
@@ -192,7 +192,7 @@ def _hydra_args(argv: Sequence[str]):
 
 
 def train(argv: Sequence[str]) -> None:
-    """Run Hydra's main with our config dir; the job itself is `reftlab.run.run_job`."""
+    """Run Hydra's main with our config dir; the job itself is `reftlab.app.run.run_job`."""
     import hydra
     from omegaconf import DictConfig
 
@@ -206,7 +206,7 @@ def train(argv: Sequence[str]) -> None:
 
     @hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")
     def _job(cfg: DictConfig) -> float | None:
-        from reftlab.run import run_job
+        from reftlab.app.run import run_job
 
         try:
             return run_job(cfg)
@@ -219,7 +219,7 @@ def train(argv: Sequence[str]) -> None:
 
 
 def _verbs() -> dict[str, Callable[[Sequence[str]], int | None]]:
-    from reftlab import verbs
+    from reftlab.app import verbs
 
     return {"score": verbs.score, "eval": verbs.eval_checkpoint, "report": verbs.report}
 

@@ -25,9 +25,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from reftlab.data import Example
 from reftlab.models.pretrained import resolve_dtype
-from reftlab.rollout import generate
+from reftlab.stages.rollout import generate
 from reftlab.runtime.context import RunContext
-from reftlab.scoring import Scorer
+from reftlab.rewards.scorer import Scorer
 from reftlab.stages.sft import encode_pairs, epoch_order, linear_schedule
 
 REWARD_HEAD_FILE = "reward_head.pt"

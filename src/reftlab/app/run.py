@@ -19,7 +19,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from reftlab.config import RunConfig, to_run_config, validate
-from reftlab.plan import format_plan, make_plan
+from reftlab.app.plan import format_plan, make_plan
 from reftlab.runtime.tracking import write_json_atomic
 
 

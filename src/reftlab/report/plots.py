@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from reftlab.report import (
+from reftlab.report.collect import (
     CURVES_PNG,
     DONE,
     HEATMAP_PNG,
