@@ -22,7 +22,7 @@ from gate import Gate
 from rl_setup import WORKLOAD, arith_train, make_prompt, make_scorer, run_side
 
 import reftlab.stages.rl as engine
-from reftlab.methods.common import make_accelerator
+from reftlab.methods.env import make_accelerator
 from reftlab.runtime.context import RunContext, seed_everything
 from reftlab.runtime.tracking import MetricsLogger
 from reftlab.stages.rl import RLSettings

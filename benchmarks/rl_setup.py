@@ -75,10 +75,9 @@ def build_model(out_dir: Path) -> Path:
     """Build the tiny model and its tokenizer as a default run does; save both to ``out_dir``."""
     from reftlab.data.splits import Splits
     from reftlab.models import build_tiny_model, get_or_build_tokenizer
-    from reftlab.models.checkpoints import tokenizer_corpus
 
     m = load_yaml("model/tiny.yaml")
-    corpus = tokenizer_corpus(Splits(train=arith_train(), test=[], sources={}))
+    corpus = Splits(train=arith_train(), test=[], sources={}, answer_type="number").texts()
     tokenizer = get_or_build_tokenizer(corpus, m.vocab_size, out_dir / "cache")
     model = build_tiny_model(
         tokenizer,
@@ -112,7 +111,7 @@ def make_scorer():
 
 def step_examples(steps: int) -> list[list]:
     """The questions of each RL step, in the order reftlab's loop draws them (`question_batch`)."""
-    from reftlab.stages.rl import question_batch
+    from reftlab.stages.batches import question_batch
 
     train = arith_train()
     per_step = WORKLOAD.prompts_per_step

@@ -1,13 +1,17 @@
 """The typed run configuration: the schema Hydra composes into, and the checks run before any load.
 
-The YAML files under ``conf/`` hold the values (with a comment above every field); these
-dataclasses hold the types and the cross-field rules. Hydra merges the YAML into the schema
-registered below, so a wrong type fails at composition; ``validate`` then checks the rules that
-span fields and raises ``ConfigError`` with a message that says what to change.
+The YAML files under `conf/` hold the values (with a comment above every field); these
+dataclasses hold the types and the rules. A method's schema is built from nodes, one per kind of
+stage it runs (`SFTNode`, `RLNode`, `OnlineSTNode`, `PrefixNode`, ...), so a knob of another
+method fails at composition, and each node checks its own fields (`Node.check`). Names that an
+engine registry owns (advantage estimators, policy losses, KL estimators, data sets) are checked
+against that registry, never against a copy here. `validate` runs every node's checks and those
+that span nodes, and raises `ConfigError` with a message that says what to change.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,15 +20,11 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from reftlab.errors import ReftlabError
 
-METHODS = ("sft", "reft", "offline_st", "online_st", "prefixrl", "bandit")
 COTS = ("natural", "program")
-ADVANTAGES = ("gae", "none", "batch_mean", "group_norm", "rloo")
-POLICY_LOSSES = ("ppo_clip", "pg")
-KL_ESTIMATORS = ("k1", "k2", "k3")
+ANSWER_FALLBACKS = ("last_number", "none")
 KL_PENALTIES = ("reward", "loss")
 VALUE_MODELS = ("head", "separate")
 REWARD_SHAPES = ("partial", "binary")
-ANSWER_TYPES = ("number", "choice")
 MODEL_KINDS = ("tiny", "pretrained")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 LOGGERS = ("jsonl", "wandb")
@@ -32,47 +32,113 @@ TRACE_SOURCES = ("rejection", "file")
 OFFPOLICY_USES = ("prefix", "sft")
 RESTARTS = ("base", "warmup")
 
-# The stages each method runs, in order. A stage name is also the key of its checkpoint.
-PIPELINES: dict[str, tuple[str, ...]] = {
-    "sft": ("sft", "evaluate"),
-    "reft": ("sft_warmup", "ppo", "evaluate"),
-    "offline_st": ("sft_warmup", "sample_and_filter", "sft_on_samples", "evaluate"),
-    "online_st": ("sft_warmup", "online_self_training", "evaluate"),
-    "prefixrl": ("sft_warmup", "collect_traces", "prefix_rl", "evaluate"),
-    "bandit": ("sft_warmup", "policy_gradient", "evaluate"),
-}
-
-
-def pipeline(m: MethodConfig) -> tuple[str, ...]:
-    """The stages a method config runs; PrefixRL's SFT baseline swaps prefixed RL for SFT on
-    the traces followed by plain RL."""
-    if m.name == "prefixrl" and m.offpolicy_use == "sft":
-        return ("sft_warmup", "collect_traces", "sft_on_traces", "rl", "evaluate")
-    return PIPELINES[m.name]
-
 
 class ConfigError(ReftlabError):
     """A configuration a user can fix; the message names the override to change."""
 
 
+def one_of(value: Any, choices: Iterable[str], key: str) -> None:
+    choices = tuple(choices)
+    if value not in choices:
+        raise ConfigError(f"{key}={value} is not valid; choose one of: {', '.join(choices)}")
+
+
+def positive(value: float | None, key: str) -> None:
+    if value is not None and value <= 0:
+        raise ConfigError(f"{key}={value} must be > 0")
+
+
+def in_unit_interval(value: float, key: str) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{key}={value} must lie in [0, 1]")
+
+
+class Node:
+    """A typed config node that checks its own fields. Nodes combine by inheritance into a
+    method's schema; each `check` calls `super().check()`, so every node's rules run once."""
+
+    def check(self) -> None:
+        """Raise `ConfigError`, naming the override to change, if a rule is broken."""
+
+
+# --- method nodes, one per kind of stage; a method's schema inherits the ones it runs ---
+
+
 @dataclass
-class MethodConfig:
+class MethodConfig(Node):
+    """What every method has: its name and the outcome reward its stages and evaluation use."""
+
     name: str = MISSING
-    # SFT (warm-up or the whole method for `sft`)
+    reward_shape: str = "partial"
+    partial_reward: float = 0.1
+
+    def check(self) -> None:
+        super().check()
+        one_of(self.reward_shape, REWARD_SHAPES, "method.reward_shape")
+        if not 0.0 <= self.partial_reward < 1.0:
+            raise ConfigError(f"method.partial_reward={self.partial_reward} must lie in [0, 1)")
+
+
+@dataclass
+class SFTNode(Node):
+    """Supervised fine-tuning on the gold CoTs: the warm-up, or the whole of `method=sft`."""
+
     warmup_epochs: int = 2
     sft_lr: float = 1e-5
     sft_batch_size: int = 48
-    # RL schedule
+
+    def check(self) -> None:
+        super().check()
+        positive(self.sft_lr, "method.sft_lr")
+        positive(self.sft_batch_size, "method.sft_batch_size")
+        if self.warmup_epochs < 0:
+            raise ConfigError(f"method.warmup_epochs={self.warmup_epochs} must be >= 0")
+
+
+@dataclass
+class SamplingNode(Node):
+    """How a stage samples solutions from the policy."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+
+    def check(self) -> None:
+        super().check()
+        positive(self.temperature, "method.temperature")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ConfigError(f"method.top_p={self.top_p} must lie in (0, 1]")
+
+
+@dataclass
+class OnPolicyNode(SamplingNode):
+    """The schedule of a loop that samples from the current policy and updates it."""
+
     rl_epochs: int = 1
     rl_lr: float = 3e-7
     batch_size: int = 32
     mini_batch_size: int = 32
-    # RL design choices (the knobs the bandit paper ablates)
     rollouts_per_query: int = 1
+
+    def check(self) -> None:
+        super().check()
+        for key in ("rl_lr", "batch_size", "mini_batch_size", "rollouts_per_query"):
+            positive(getattr(self, key), f"method.{key}")
+        if self.rl_epochs < 0:
+            raise ConfigError(f"method.rl_epochs={self.rl_epochs} must be >= 0")
+        rollouts = self.batch_size * self.rollouts_per_query
+        if self.mini_batch_size > rollouts:
+            raise ConfigError(
+                f"method.mini_batch_size={self.mini_batch_size} exceeds the rollouts per step "
+                f"(method.batch_size x method.rollouts_per_query = {rollouts}); lower it"
+            )
+
+
+@dataclass
+class RLNode(OnPolicyNode):
+    """The RL engine's design choices (the knobs the bandit paper ablates)."""
+
     advantage: str = "gae"
     policy_loss: str = "ppo_clip"
-    reward_shape: str = "partial"
-    partial_reward: float = 0.1
     kl_coef: float = 0.05
     kl_estimator: str = "k1"
     kl_penalty: str = "reward"
@@ -85,14 +151,72 @@ class MethodConfig:
     ppo_epochs: int = 2
     value_model: str = "head"
     whiten_advantages: bool = False
-    temperature: float = 1.0
-    top_p: float = 1.0
-    # self-training (offline_st, online_st)
+
+    def check(self) -> None:
+        super().check()
+        # The registries in `reftlab.rl` are the one list of each kind of name.
+        from reftlab.rl.registry import ADVANTAGE_ESTIMATORS, KL_ESTIMATORS, POLICY_LOSSES
+
+        one_of(self.advantage, ADVANTAGE_ESTIMATORS, "method.advantage")
+        one_of(self.policy_loss, POLICY_LOSSES, "method.policy_loss")
+        one_of(self.kl_estimator, KL_ESTIMATORS, "method.kl_estimator")
+        one_of(self.kl_penalty, KL_PENALTIES, "method.kl_penalty")
+        one_of(self.value_model, VALUE_MODELS, "method.value_model")
+        for key in ("ppo_epochs", "clip_range", "value_clip_range", "value_lr"):
+            positive(getattr(self, key), f"method.{key}")
+        if self.kl_coef < 0:
+            raise ConfigError(f"method.kl_coef={self.kl_coef} must be >= 0")
+        in_unit_interval(self.gamma, "method.gamma")
+        in_unit_interval(self.lam, "method.lam")
+        if self.kl_coef > 0 and self.kl_penalty == "loss" and self.kl_estimator == "k1":
+            # k1's gradient is the score function alone: zero in expectation over the policy's
+            # samples, and on a batch it pushes the policy away from the reference.
+            raise ConfigError(
+                "method.kl_penalty=loss with method.kl_estimator=k1 pulls the policy away from "
+                "the reference; use kl_estimator=k3 (or k2) in the loss, or kl_penalty=reward"
+            )
+        needed = ADVANTAGE_ESTIMATORS[self.advantage].min_rollouts_per_query
+        if self.rollouts_per_query < needed:
+            raise ConfigError(
+                f"method.advantage={self.advantage} compares rollouts of the same question; "
+                f"set method.rollouts_per_query to {needed} or more "
+                f"(it is {self.rollouts_per_query})"
+            )
+
+
+@dataclass
+class OfflineSTNode(SamplingNode):
+    """Offline self-training: sample once from the warm-up, keep the correct, SFT on them."""
+
+    # Epochs of SFT on the kept samples.
+    rl_epochs: int = 1
     samples_per_question: int = 100
     keep_correct: int = 100
     restart_from: str = "base"
+
+    def check(self) -> None:
+        super().check()
+        positive(self.samples_per_question, "method.samples_per_question")
+        one_of(self.restart_from, RESTARTS, "method.restart_from")
+        if self.keep_correct < 0:
+            raise ConfigError(
+                f"method.keep_correct={self.keep_correct} must be >= 0 (0: gold only)"
+            )
+        if self.rl_epochs < 0:
+            raise ConfigError(f"method.rl_epochs={self.rl_epochs} must be >= 0")
+
+
+@dataclass
+class OnlineSTNode(OnPolicyNode):
+    """Online self-training: NLL steps on the policy's own correct samples."""
+
     mix_gold: bool = True
-    # PrefixRL
+
+
+@dataclass
+class PrefixNode(Node):
+    """PrefixRL's off-policy traces and how their prefixes are cut."""
+
     trace_source: str = "rejection"
     trace_file: str | None = None
     rejection_samples: int = 8
@@ -103,20 +227,82 @@ class MethodConfig:
     plain_fraction: float = 0.5
     offpolicy_use: str = "prefix"
 
+    def check(self) -> None:
+        super().check()
+        one_of(self.trace_source, TRACE_SOURCES, "method.trace_source")
+        one_of(self.offpolicy_use, OFFPOLICY_USES, "method.offpolicy_use")
+        positive(self.rejection_samples, "method.rejection_samples")
+        in_unit_interval(self.plain_fraction, "method.plain_fraction")
+        in_unit_interval(self.hard_max_pass_rate, "method.hard_max_pass_rate")
+        if not 0.0 <= self.prefix_min_frac <= self.prefix_max_frac <= 1.0:
+            raise ConfigError(
+                "PrefixRL cuts traces at a fraction in [method.prefix_min_frac, "
+                "method.prefix_max_frac]; need 0 <= min <= max <= 1"
+            )
+        if self.trace_file and self.trace_source != "file":
+            raise ConfigError(
+                "method.trace_file is read only with method.trace_source=file; add that "
+                "override or drop method.trace_file"
+            )
+        if self.trace_source == "file" and not self.trace_file:
+            raise ConfigError(
+                "method.trace_source=file needs method.trace_file=PATH (a JSONL of traces)"
+            )
+
+
+# --- each method's schema: the nodes of the stages it runs (the registry in
+# `reftlab.methods.registry` names them); a knob of another method fails at composition ---
+
 
 @dataclass
-class CotConfig:
+class SFTConfig(SFTNode, MethodConfig):
+    def check(self) -> None:
+        super().check()
+        if self.warmup_epochs == 0:
+            raise ConfigError(
+                "method=sft with method.warmup_epochs=0 trains nothing; set it to 1 or more"
+            )
+
+
+@dataclass
+class RLConfig(RLNode, SFTNode, MethodConfig):
+    """ReFT and the bandit baseline: a warm-up, then the RL engine."""
+
+
+@dataclass
+class OfflineSTConfig(OfflineSTNode, SFTNode, MethodConfig):
+    pass
+
+
+@dataclass
+class OnlineSTConfig(OnlineSTNode, SFTNode, MethodConfig):
+    pass
+
+
+@dataclass
+class PrefixRLConfig(PrefixNode, RLNode, SFTNode, MethodConfig):
+    pass
+
+
+@dataclass
+class CotConfig(Node):
     name: str = MISSING
     prompt_template: str = MISSING
     answer_markers: list[str] = field(default_factory=lambda: ["the answer is", "####"])
     answer_fallback: str = "last_number"
     program_timeout_s: float = 2.0
 
+    def check(self) -> None:
+        one_of(self.name, COTS, "cot")
+        one_of(self.answer_fallback, ANSWER_FALLBACKS, "cot.answer_fallback")
+        positive(self.program_timeout_s, "cot.program_timeout_s")
+
 
 @dataclass
-class DatasetConfig:
+class DatasetConfig(Node):
     name: str = MISSING
-    answer_type: str = "number"
+    # null: the data set's own, from its entry in `reftlab.data.registry`.
+    answer_type: str | None = None
     hub_id: str | None = None
     hub_config: str | None = None
     path: str | None = None
@@ -136,9 +322,30 @@ class DatasetConfig:
     # arith only: the share of solutions that state the answer without working
     direct_answer_rate: float = 0.0
 
+    def check(self) -> None:
+        from reftlab.data.records import ANSWER_TYPES
+        from reftlab.data.registry import DATASETS
+
+        one_of(self.name, DATASETS, "dataset")
+        if self.answer_type is not None:
+            one_of(self.answer_type, ANSWER_TYPES, "dataset.answer_type")
+        if self.name == "arith" and (self.train_size <= 0 or self.test_size <= 0):
+            raise ConfigError("dataset=arith needs dataset.train_size and dataset.test_size > 0")
+        hub_id = self.hub_id or DATASETS[self.name].hub_id
+        if self.name != "arith" and not (hub_id or self.path or self.test_file):
+            raise ConfigError(
+                f"dataset={self.name} has no Hub copy; point at local files with "
+                f"dataset.path=DIR or dataset.train_file=FILE dataset.test_file=FILE"
+            )
+        if self.path and (self.train_file or self.test_file):
+            raise ConfigError(
+                "give either dataset.path=DIR (a folder with the usual split names) or "
+                "dataset.train_file/dataset.test_file, not both"
+            )
+
 
 @dataclass
-class ModelConfig:
+class ModelConfig(Node):
     name: str = MISSING
     kind: str = "pretrained"
     path: str | None = None
@@ -154,9 +361,14 @@ class ModelConfig:
     max_length: int = 256
     max_new_tokens: int = 256
 
+    def check(self) -> None:
+        one_of(self.kind, MODEL_KINDS, "model.kind")
+        if self.kind == "pretrained" and not self.path:
+            raise ConfigError(f"model={self.name} needs model.path (a Hub id or a local folder)")
+
 
 @dataclass
-class BudgetConfig:
+class BudgetConfig(Node):
     name: str = "full"
     # Caps applied on top of the schedule; null means "no cap".
     max_train_examples: int | None = None
@@ -168,7 +380,7 @@ class BudgetConfig:
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(Node):
     samples: int = 1
     temperature: float = 1.0
     rerank: bool = False
@@ -181,13 +393,29 @@ class EvalConfig:
     rm_lr: float | None = None
     rm_batch_size: int | None = None
 
+    def check(self) -> None:
+        for key in ("samples", "batch_size", "rm_samples", "rm_epochs", "rm_lr", "rm_batch_size"):
+            positive(getattr(self, key), f"eval.{key}")
+        if self.rerank and self.samples < 2:
+            raise ConfigError(
+                "eval.rerank=true picks the best of several samples; set eval.samples >= 2"
+            )
+        if self.reward_model and not self.rerank:
+            raise ConfigError(
+                "eval.reward_model is only used to rerank samples; add eval.rerank=true "
+                "eval.samples=K (K >= 2), or drop eval.reward_model"
+            )
+
 
 @dataclass
-class LoggerConfig:
+class LoggerConfig(Node):
     name: str = "jsonl"
     project: str = "reftlab"
     mode: str = "offline"
     entity: str | None = None
+
+    def check(self) -> None:
+        one_of(self.name, LOGGERS, "logger")
 
 
 @dataclass
@@ -212,9 +440,13 @@ class RunConfig:
     output_dir: str = "."
 
 
-def register_configs() -> None:
-    """Register the schema so that `conf/config.yaml` can list it first in its defaults."""
-    ConfigStore.instance().store(name="reftlab_schema", node=RunConfig)
+def register_configs(method_schemas: Mapping[str, type[MethodConfig]]) -> None:
+    """Register the run schema (listed first in `conf/config.yaml`'s defaults) and each method's
+    schema as `method/<name>_schema`, which `conf/method/<name>.yaml` lists in its defaults."""
+    store = ConfigStore.instance()
+    store.store(name="reftlab_schema", node=RunConfig)
+    for name, schema in method_schemas.items():
+        store.store(group="method", name=f"{name}_schema", node=schema)
 
 
 def to_run_config(cfg: DictConfig) -> RunConfig:
@@ -224,141 +456,16 @@ def to_run_config(cfg: DictConfig) -> RunConfig:
     return run
 
 
-def _one_of(value: Any, choices: tuple[str, ...], key: str) -> None:
-    if value not in choices:
-        raise ConfigError(f"{key}={value} is not valid; choose one of: {', '.join(choices)}")
-
-
-def _positive(value: float | None, key: str) -> None:
-    if value is not None and value <= 0:
-        raise ConfigError(f"{key}={value} must be > 0")
-
-
 def validate(run: RunConfig) -> None:
-    """Check the rules that span fields, before any model or data set is loaded."""
-    m, d = run.method, run.dataset
-    _one_of(m.name, METHODS, "method")
-    _one_of(run.cot.name, COTS, "cot")
-    _one_of(d.answer_type, ANSWER_TYPES, "dataset.answer_type")
-    _one_of(run.model.kind, MODEL_KINDS, "model.kind")
-    _one_of(m.advantage, ADVANTAGES, "method.advantage")
-    _one_of(m.policy_loss, POLICY_LOSSES, "method.policy_loss")
-    _one_of(m.kl_estimator, KL_ESTIMATORS, "method.kl_estimator")
-    _one_of(m.kl_penalty, KL_PENALTIES, "method.kl_penalty")
-    _one_of(m.value_model, VALUE_MODELS, "method.value_model")
-    _one_of(m.reward_shape, REWARD_SHAPES, "method.reward_shape")
-    _one_of(m.trace_source, TRACE_SOURCES, "method.trace_source")
-    _one_of(m.offpolicy_use, OFFPOLICY_USES, "method.offpolicy_use")
-    _one_of(m.restart_from, RESTARTS, "method.restart_from")
-    _one_of(run.precision, PRECISIONS, "precision")
-    _one_of(run.logger.name, LOGGERS, "logger")
-    _one_of(run.cot.answer_fallback, ("last_number", "none"), "cot.answer_fallback")
-
-    for key in (
-        "sft_lr",
-        "rl_lr",
-        "sft_batch_size",
-        "batch_size",
-        "mini_batch_size",
-        "rollouts_per_query",
-        "ppo_epochs",
-        "temperature",
-        "samples_per_question",
-        "rejection_samples",
-    ):
-        _positive(getattr(m, key), f"method.{key}")
-    _positive(m.clip_range, "method.clip_range")
-    _positive(m.value_clip_range, "method.value_clip_range")
-    _positive(m.value_lr, "method.value_lr")
-    _positive(run.eval.samples, "eval.samples")
-    if m.warmup_epochs < 0 or m.rl_epochs < 0:
-        raise ConfigError("method.warmup_epochs and method.rl_epochs must be >= 0")
-    if not 0.0 <= m.partial_reward < 1.0:
-        raise ConfigError(f"method.partial_reward={m.partial_reward} must lie in [0, 1)")
-    if m.kl_coef < 0:
-        raise ConfigError(f"method.kl_coef={m.kl_coef} must be >= 0")
-    if not 0.0 <= m.gamma <= 1.0 or not 0.0 <= m.lam <= 1.0:
-        raise ConfigError("method.gamma and method.lam must lie in [0, 1]")
-    if not 0.0 < m.top_p <= 1.0:
-        raise ConfigError(f"method.top_p={m.top_p} must lie in (0, 1]")
-    if m.advantage in ("group_norm", "rloo") and m.rollouts_per_query < 2:
-        raise ConfigError(
-            f"method.advantage={m.advantage} compares rollouts of the same question; "
-            f"set method.rollouts_per_query to 2 or more (it is {m.rollouts_per_query})"
-        )
-    if m.mini_batch_size > m.batch_size * m.rollouts_per_query:
-        raise ConfigError(
-            f"method.mini_batch_size={m.mini_batch_size} exceeds the rollouts per step "
-            f"(method.batch_size x method.rollouts_per_query = "
-            f"{m.batch_size * m.rollouts_per_query}); lower it"
-        )
-    if not 0.0 <= m.prefix_min_frac <= m.prefix_max_frac <= 1.0:
-        raise ConfigError(
-            "PrefixRL cuts traces at a fraction in [method.prefix_min_frac, "
-            "method.prefix_max_frac]; need 0 <= min <= max <= 1"
-        )
-    if not 0.0 <= m.plain_fraction <= 1.0:
-        raise ConfigError(f"method.plain_fraction={m.plain_fraction} must lie in [0, 1]")
-    if not 0.0 <= m.hard_max_pass_rate <= 1.0:
-        raise ConfigError(f"method.hard_max_pass_rate={m.hard_max_pass_rate} must lie in [0, 1]")
-    if m.keep_correct < 0:
-        raise ConfigError(f"method.keep_correct={m.keep_correct} must be >= 0 (0: gold only)")
-    if m.name == "prefixrl" and m.trace_file and m.trace_source != "file":
-        raise ConfigError(
-            "method.trace_file is read only with method.trace_source=file; add that override "
-            "or drop method.trace_file"
-        )
-    if m.name == "prefixrl" and m.trace_source == "file" and not m.trace_file:
-        raise ConfigError(
-            "method.trace_source=file needs method.trace_file=PATH (a JSONL of traces)"
-        )
-    if m.name == "sft" and m.warmup_epochs == 0:
-        raise ConfigError(
-            "method=sft with method.warmup_epochs=0 trains nothing; set it to 1 or more"
-        )
-    if run.eval.rerank and run.eval.samples < 2:
-        raise ConfigError(
-            "eval.rerank=true picks the best of several samples; set eval.samples >= 2"
-        )
-    for key in ("rm_samples", "rm_epochs", "rm_lr", "rm_batch_size"):
-        _positive(getattr(run.eval, key), f"eval.{key}")
-    if run.eval.reward_model and not run.eval.rerank:
-        raise ConfigError(
-            "eval.reward_model is only used to rerank samples; add eval.rerank=true "
-            "eval.samples=K (K >= 2), or drop eval.reward_model"
-        )
-    if d.name == "arith" and (d.train_size <= 0 or d.test_size <= 0):
-        raise ConfigError("dataset=arith needs dataset.train_size and dataset.test_size > 0")
-    if d.name != "arith" and not (d.hub_id or d.path or d.test_file):
-        raise ConfigError(
-            f"dataset={d.name} has no Hub copy; point at local files with dataset.path=DIR "
-            f"or dataset.train_file=FILE dataset.test_file=FILE"
-        )
-    if d.path and (d.train_file or d.test_file):
-        raise ConfigError(
-            "give either dataset.path=DIR (a folder with the usual split names) or "
-            "dataset.train_file/dataset.test_file, not both"
-        )
-    _check_scale_out(run)
-    if run.model.kind == "pretrained" and not run.model.path:
-        raise ConfigError(f"model={run.model.name} needs model.path (a Hub id or a local folder)")
-
-
-def _check_scale_out(run: RunConfig) -> None:
-    """grad_accum and deepspeed; the number of processes is only known when the job starts."""
+    """Check every node's rules and those that span nodes, before any model or data is loaded."""
+    for node in (run.method, run.cot, run.dataset, run.model, run.eval, run.logger):
+        node.check()
+    one_of(run.precision, PRECISIONS, "precision")
     if run.grad_accum < 1:
         raise ConfigError(f"grad_accum={run.grad_accum} must be >= 1")
     if run.save_every < 0:
         raise ConfigError(f"save_every={run.save_every} must be >= 0 (0: only at stage ends)")
-    if run.deepspeed is None:
-        return
-    from reftlab.runtime.deepspeed import load_config
-
-    try:
-        load_config(run.deepspeed)
-    except ReftlabError as exc:
-        raise ConfigError(str(exc)) from None
-    if run.grad_accum > 1:
+    if run.deepspeed is not None and run.grad_accum > 1:
         raise ConfigError(
             "deepspeed steps the optimizer at every backward pass; set grad_accum=1 (use more "
             "GPUs for a larger effective batch) or drop deepspeed="

@@ -32,6 +32,11 @@ def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
         (["-m", "method.kl_coef=0.01,abc"], "could not be converted to Float"),
         (["-m", "method=reft,fancy"], "unknown method 'fancy'"),
         (["dataset=mathqa_numeric"], "dataset.path=DIR"),
+        (
+            ["method=sft", "method.kl_coef=0.1"],
+            "method=sft has no knob 'kl_coef' (it belongs to method=reft, prefixrl, bandit)",
+        ),
+        (["-m", "method=reft,offline_st", "method.value_lr=1e-3"], "method=offline_st has no"),
     ],
 )
 def test_bad_overrides_fail_in_one_line(tmp_path, args, expected):

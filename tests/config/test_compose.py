@@ -8,8 +8,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from reftlab.app.cli import conf_dir, group_options
-from reftlab.config import ConfigError, RunConfig, register_configs, to_run_config, validate
+from reftlab.app.compose import conf_dir, group_options, register_configs
+from reftlab.config import ConfigError, RunConfig, to_run_config, validate
 
 METHODS = group_options("method")
 COTS = group_options("cot")
@@ -116,7 +116,7 @@ def test_command_line_beats_the_demo_schedule(composer):
 
 
 def test_smoke_budget_caps_the_schedule(composer):
-    from reftlab.app.plan import make_schedule
+    from reftlab.methods.schedule import make_schedule
 
     full = make_schedule(composer())
     smoke = make_schedule(composer("budget=smoke"))
@@ -131,7 +131,11 @@ def test_smoke_budget_caps_the_schedule(composer):
         (["method.advantage=group_norm"], "rollouts_per_query to 2 or more"),
         (["method.advantage=magic"], "choose one of: gae, none"),
         (["method.kl_coef=-1"], "must be >= 0"),
-        (["method.prefix_min_frac=0.9", "method.prefix_max_frac=0.5"], "min <= max"),
+        (
+            ["method=prefixrl", "method.prefix_min_frac=0.9", "method.prefix_max_frac=0.5"],
+            "min <= max",
+        ),
+        (["method.kl_penalty=loss", "method.kl_estimator=k1"], "use kl_estimator=k3"),
         (["eval.rerank=true"], "eval.samples >= 2"),
         (["method=prefixrl", "method.trace_source=file"], "method.trace_file=PATH"),
         (["dataset=gsm8k", "dataset.path=/d", "dataset.test_file=/t"], "not both"),

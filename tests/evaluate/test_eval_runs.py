@@ -129,8 +129,10 @@ def test_reward_model_is_reused_by_a_run_with_the_same_warmup(sft_run, tmp_path,
     built from the same overrides finds the run's reward model without training."""
     import torch
 
-    from reftlab.app.cli import compose_run
-    from reftlab.methods.common import WarmupSource, resolve_reward_model, setup, warmup_key
+    from reftlab.app.compose import compose_run
+    from reftlab.methods.env import setup
+    from reftlab.methods.evaluation import WarmupSource, reward_model_folder
+    from reftlab.methods.warmup import warmup_key
     from reftlab.runtime.context import RunContext
     from reftlab.runtime.tracking import MetricsLogger, read_metrics
 
@@ -141,8 +143,8 @@ def test_reward_model_is_reused_by_a_run_with_the_same_warmup(sft_run, tmp_path,
     ctx = RunContext.open(tmp_path, MetricsLogger(tmp_path), resume=False, save_every=0)
     env, _ = setup(run, ctx)
     sft_dir = Path(completed_stage(run_dir, "sft")["model_dir"])
-    env.warmup_source = WarmupSource(warmup_key(env, env.schedule.warmup_epochs), sft_dir)
-    folder = resolve_reward_model(env)
+    source = WarmupSource(warmup_key(env, env.schedule.warmup_epochs), sft_dir)
+    folder = reward_model_folder(env, source)
     assert folder == Path(completed_stage(run_dir, "reward_model")["model_dir"])
     logged = read_metrics(tmp_path)
     assert [r["reused"] for r in logged] == [1]

@@ -14,8 +14,8 @@ import pytest
 
 import reftlab.stages.evaluate as evaluate_module
 from reftlab.data import Example
-from reftlab.stages.evaluate import evaluate_model
 from reftlab.rewards.scorer import Scorer
+from reftlab.stages.evaluate import evaluate_model
 
 NUMERIC = [
     Example(id="q1", question="one", answer="18"),

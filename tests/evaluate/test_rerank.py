@@ -10,6 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reftlab.models import build_tiny_model, build_tokenizer
+from reftlab.runtime import preemption
+from reftlab.runtime.context import RunContext
+from reftlab.runtime.tracking import MetricsLogger, read_metrics
 from reftlab.stages.reward_model import (
     LabelledSamples,
     RewardModel,
@@ -22,8 +25,6 @@ from reftlab.stages.reward_model import (
     score_candidates,
     train_reward_model,
 )
-from reftlab.runtime.context import RunContext
-from reftlab.runtime.tracking import MetricsLogger, read_metrics
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -149,17 +150,22 @@ def test_load_reward_model_needs_the_head(tokenizer, tmp_path) -> None:
         load_reward_model(tmp_path / "plain")
 
 
-def test_training_separates_right_from_wrong_solutions(tokenizer, tmp_path) -> None:
-    """One right and three wrong solutions per question (a 1-in-4 base rate, as sampled
-    solutions often are): after training every right one outranks its question's wrong ones."""
-    from accelerate import Accelerator
-
+def one_right_three_wrong() -> LabelledSamples:
     samples = LabelledSamples()
     for a, b in QUESTIONS:
         for answer in (a + b, a + b + 1, a + b + 2, a + b + 3):
             samples.prompts.append(problem(a, b))
             samples.completions.append(f"The answer is {answer}.")
             samples.labels.append(answer == a + b)
+    return samples
+
+
+def test_training_separates_right_from_wrong_solutions(tokenizer, tmp_path) -> None:
+    """One right and three wrong solutions per question (a 1-in-4 base rate, as sampled
+    solutions often are): after training every right one outranks its question's wrong ones."""
+    from accelerate import Accelerator
+
+    samples = one_right_three_wrong()
     settings = RewardModelSettings(
         samples=4, epochs=EPOCHS, lr=LR, batch_size=16, max_length=64, max_new_tokens=8, seed=0
     )
@@ -179,3 +185,66 @@ def test_training_separates_right_from_wrong_solutions(tokenizer, tmp_path) -> N
         right, *wrong = scores[4 * q : 4 * q + 4]
         assert right > max(wrong), (QUESTIONS[q], scores[4 * q : 4 * q + 4])
     assert summary["reward_model/last_epoch_balanced_accuracy"] > 0.9
+
+
+class Requeued(Exception):
+    """Stands in for submitit's exit after `scontrol requeue`."""
+
+
+def open_run(run_dir, resume: bool = False) -> RunContext:
+    run_dir.mkdir(exist_ok=True)
+    return RunContext.open(run_dir, MetricsLogger(run_dir), resume=resume, save_every=0)
+
+
+def reward_model_stage(ctx: RunContext, tokenizer) -> tuple[RewardModel, dict]:
+    """The `reward_model` stage of the run `ctx`: 3 epochs of 2 steps from fresh weights."""
+    from accelerate import Accelerator
+
+    settings = RewardModelSettings(
+        samples=4, epochs=3, lr=LR, batch_size=16, max_length=64, max_new_tokens=8, seed=0
+    )
+    model, accelerator = RewardModel(small_lm(tokenizer, seed=1)), Accelerator(cpu=True)
+    summary = ctx.stage(
+        "reward_model",
+        lambda: train_reward_model(
+            model, tokenizer, one_right_three_wrong(), settings, ctx, accelerator
+        ),
+    )
+    return model, summary
+
+
+def logged(run_dir) -> list[dict]:
+    return [{k: v for k, v in r.items() if k != "time"} for r in read_metrics(run_dir)]
+
+
+@pytest.mark.parametrize("interrupted_at", [2, 5])  # the end of epoch 1; inside the last epoch
+def test_interrupted_training_resumes_to_the_same_model(
+    tokenizer, tmp_path, monkeypatch, interrupted_at
+) -> None:
+    """SLURM's signal mid-stage: a step checkpoint, the requeue, and a resumed run that ends
+    with the weights, metrics and last-epoch summary of a run that was never interrupted."""
+    through, through_summary = reward_model_stage(open_run(tmp_path / "through"), tokenizer)
+
+    ctx = open_run(tmp_path / "run")
+    signals = iter([True])  # one signal, at the step boundary after step `interrupted_at`
+    monkeypatch.setattr(
+        preemption, "requested", lambda: ctx.global_step == interrupted_at and next(signals, False)
+    )
+
+    def requeue():
+        raise Requeued
+
+    monkeypatch.setattr(preemption, "requeue", requeue)
+    with pytest.raises(Requeued):
+        reward_model_stage(ctx, tokenizer)
+    assert ctx.latest_checkpoint("reward_model").stage_step == interrupted_at
+
+    resumed, resumed_summary = reward_model_stage(
+        open_run(tmp_path / "run", resume=True), tokenizer
+    )
+    assert resumed_summary == through_summary
+    through_weights = through.state_dict()
+    for name, tensor in resumed.state_dict().items():
+        assert torch.equal(tensor, through_weights[name]), name
+    assert logged(tmp_path / "run") == logged(tmp_path / "through")
+    assert [r["step"] for r in logged(tmp_path / "run")] == [1, 2, 3, 4, 5, 6]

@@ -6,9 +6,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reftlab.data import Example
-from reftlab.stages.evaluate import majority_vote, rerank_fields, sample_fields, summarise
 from reftlab.rewards.score import Score
 from reftlab.rewards.scorer import Scorer
+from reftlab.stages.evaluate import majority_vote, rerank_fields, sample_fields, summarise
 
 
 def natural_scorer() -> Scorer:

@@ -9,11 +9,11 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from reftlab.app.cli import conf_dir
-from reftlab.config import register_configs, to_run_config
+from reftlab.app.compose import conf_dir, register_configs
+from reftlab.config import to_run_config
 from reftlab.data import generate_arith_splits
+from reftlab.methods.schedule import make_schedule
 from reftlab.models import build_tiny_model, build_tokenizer
-from reftlab.app.plan import make_schedule
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -53,7 +53,7 @@ def small_model(tokenizer):
 @pytest.fixture(scope="module")
 def method_env():
     """``method_env(*overrides)``: a stand-in for a run's ``Env`` with the composed config and
-    its schedule, enough for ``methods.common.rl_settings``."""
+    its schedule, enough for ``methods.env.rl_settings``."""
     register_configs()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):

@@ -10,9 +10,9 @@ import pytest
 import torch
 from accelerate import Accelerator
 
-from reftlab.methods.common import rl_settings
-from reftlab.stages.rollout import RolloutBatch, collate_rollouts
+from reftlab.methods.env import rl_settings
 from reftlab.stages.rl import make_experience, update_policy
+from reftlab.stages.rollout import RolloutBatch, collate_rollouts
 
 PROMPTS = [
     "Question: Ann has 27 apples. She buys 3 more. How many apples does Ann have now?\nAnswer:",

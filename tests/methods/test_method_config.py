@@ -2,18 +2,60 @@
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
+
 import pytest
 
-from reftlab.config import PIPELINES, ConfigError, pipeline, validate
-from reftlab.methods import IMPLEMENTED
+from reftlab.app.compose import conf_dir
+from reftlab.config import ConfigError, validate
+from reftlab.methods.env import RLSettings, rl_settings
+from reftlab.methods.registry import METHODS, pipeline
+from reftlab.rl.registry import ADVANTAGE_ESTIMATORS
 
 
-def test_every_method_is_built():
-    assert set(IMPLEMENTED) == set(PIPELINES)
+def test_every_registered_method_has_its_yaml_and_its_module():
+    assert sorted(METHODS) == sorted(p.stem for p in (conf_dir() / "method").glob("*.yaml"))
+    for name in METHODS:
+        assert callable(importlib.import_module(f"reftlab.methods.{name}").train_and_evaluate)
+
+
+def test_each_method_composes_into_its_own_schema(method_env):
+    for name, spec in METHODS.items():
+        assert type(method_env(f"method={name}").run.method) is spec.schema
+
+
+@pytest.mark.parametrize(
+    "overrides,owner",
+    [
+        (["method=sft", "method.kl_coef=0.1"], "kl_coef"),
+        (["method=reft", "method.samples_per_question=3"], "samples_per_question"),
+        (["method=offline_st", "method.trace_source=file"], "trace_source"),
+    ],
+)
+def test_a_knob_of_another_method_fails_at_composition(method_env, overrides, owner):
+    with pytest.raises(Exception, match=f"Could not override 'method.{owner}'"):
+        method_env(*overrides)
+
+
+def test_rl_settings_take_every_rl_knob_from_the_method_node(method_env):
+    env = method_env("method=reft", "method.kl_coef=0.123", "method.rl_lr=7e-7", "seed=3")
+    settings = rl_settings(env, 64)
+    node = env.run.method
+    shared = {f.name for f in dataclasses.fields(RLSettings)} & set(node.__dataclass_fields__)
+    assert shared  # every same-named field is copied as it is
+    assert all(getattr(settings, name) == getattr(node, name) for name in shared)
+    assert (settings.kl_coef, settings.lr, settings.seed) == (0.123, 7e-7, 3)
+
+
+def test_uses_values_is_what_the_estimator_declares(method_env):
+    for name, spec in ADVANTAGE_ESTIMATORS.items():
+        env = method_env("method=bandit", f"method.advantage={name}", "method.rollouts_per_query=2")
+        assert rl_settings(env, 8).uses_values is spec.needs_values
 
 
 def test_prefixrl_sft_baseline_has_its_own_stages(method_env):
-    assert pipeline(method_env("method=prefixrl").run.method) == PIPELINES["prefixrl"]
+    assert pipeline(method_env("method=prefixrl").run.method) == METHODS["prefixrl"].stages
     baseline = method_env("method=prefixrl", "method.offpolicy_use=sft").run.method
     assert pipeline(baseline) == ("sft_warmup", "collect_traces", "sft_on_traces", "rl", "evaluate")
 

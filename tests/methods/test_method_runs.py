@@ -1,8 +1,10 @@
 """Short real runs of every method on the tiny model (smoke budget): artifacts, finite metrics,
-parameters that moved, and each method's own bookkeeping."""
+and each method's own bookkeeping (slow); and, fast, the direction each method's own update
+moves a fixed batch (its YAML's loss, advantage, KL and epochs, two steps on two rollouts)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -11,8 +13,18 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+from accelerate import Accelerator
 
-pytestmark = pytest.mark.slow
+from reftlab.methods.env import frozen_copy, rl_settings
+from reftlab.models.value import PolicyWithValue
+from reftlab.stages.selftrain import OnlineSTSettings, nll_steps
+from tests.stages.tiny_rl import (
+    response_logprobs,
+    rollout_batch,
+    tiny_lm,
+    train_on_batch,
+)
 
 SMOKE = ["budget=smoke", "budget.max_epochs=null", "dataset.train_size=64", "dataset.test_size=16"]
 # Partial credit for any last number gives the smoke warm-up's rollouts different rewards.
@@ -57,19 +69,7 @@ def stage_result(run_dir: Path, stage: str) -> dict:
     return json.loads((run_dir / "progress.json").read_text())["completed"][stage]["result"]
 
 
-def max_change(a: Path, b: Path) -> float:
-    from transformers import AutoModelForCausalLM
-
-    sa = AutoModelForCausalLM.from_pretrained(a).state_dict()
-    sb = AutoModelForCausalLM.from_pretrained(b).state_dict()
-    return max((sa[k].float() - sb[k].float()).abs().max().item() for k in sa)
-
-
-def moved(run_dir: Path, stage: str) -> float:
-    warmup = Path(stage_result(run_dir, "sft_warmup")["model_dir"])
-    return max_change(warmup, run_dir / "checkpoints" / stage / "final")
-
-
+@pytest.mark.slow
 def test_bandit(tmp_path, cache):
     run_dir = tmp_path / "run"
     reftlab(
@@ -86,9 +86,10 @@ def test_bandit(tmp_path, cache):
         # Plain REINFORCE: no clipping, no KL, one update per batch on fresh samples.
         assert step["train/clipfrac"] == 0.0 and step["train/kl"] == 0.0
         assert abs(step["train/approx_kl"]) < 1e-6
-    assert moved(run_dir, "policy_gradient") > 0
+    # The update's direction: test_each_rl_methods_update_raises_the_rewarded_rollout.
 
 
+@pytest.mark.slow
 def test_offline_self_training(tmp_path, cache):
     first_losses = {}
     for restart in ("base", "warmup"):
@@ -103,9 +104,11 @@ def test_offline_self_training(tmp_path, cache):
         first_losses[restart] = steps[0]["train/sft_loss"]
     # Restarting from the untrained base starts from a far higher loss than from the warm-up.
     assert first_losses["base"] > first_losses["warmup"] + 0.3
-    assert moved(run_dir, "sft_on_samples") > 0  # the restart_from=warmup run
+    # The second pass is plain SFT, whose loss falls in tests/engine's SFT run; here its two
+    # logged steps see different pairs, so their losses imply no direction.
 
 
+@pytest.mark.slow
 def test_online_self_training(tmp_path, cache):
     run_dir = tmp_path / "run"
     reftlab(run_dir, cache, "method=online_st", "method.batch_size=16", "method.mini_batch_size=16")
@@ -113,7 +116,7 @@ def test_online_self_training(tmp_path, cache):
     assert len(steps) == 2
     for step in steps:
         assert 0 <= step["train/kept_samples"] <= 16 * 4 and step["train/nll_loss"] > 0
-    assert moved(run_dir, "online_self_training") > 0
+    # The update's direction: test_online_self_training_steps_lower_the_nll_of_the_kept.
 
 
 def gold_traces(path: Path, n: int) -> list[str]:
@@ -121,20 +124,21 @@ def gold_traces(path: Path, n: int) -> list[str]:
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from reftlab.app.cli import conf_dir
-    from reftlab.config import register_configs, to_run_config
-    from reftlab.data.splits import load_splits
+    from reftlab.app.compose import conf_dir, register_configs
+    from reftlab.config import to_run_config
+    from reftlab.methods.inputs import load_run_splits
 
     register_configs()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         run = to_run_config(compose("config", overrides=[*SMOKE, "output_dir=."]))
     GlobalHydra.instance().clear()
-    train = load_splits(run).train[:n]
+    train = load_run_splits(run).train[:n]
     path.write_text("".join(json.dumps({"id": e.id, "completion": e.cot}) + "\n" for e in train))
     return [e.id for e in train]
 
 
+@pytest.mark.slow
 def test_prefixrl_on_file_traces(tmp_path, cache):
     run_dir = tmp_path / "run"
     gold_traces(tmp_path / "traces.jsonl", 8)
@@ -158,9 +162,10 @@ def test_prefixrl_on_file_traces(tmp_path, cache):
     seen = {k for s in steps for k in s if k.startswith("train/reward_p")}
     assert seen == {"train/reward_prefixed", "train/reward_plain"}
     assert "train_reward_prefixed" in summary and "train_reward_plain" in summary
-    assert moved(run_dir, "prefix_rl") > 0
+    # The update's direction: test_each_rl_methods_update_raises_the_rewarded_rollout.
 
 
+@pytest.mark.slow
 def test_prefixrl_sft_baseline_on_rejection_traces(tmp_path, cache):
     run_dir = tmp_path / "run"
     summary = reftlab(
@@ -180,5 +185,65 @@ def test_prefixrl_sft_baseline_on_rejection_traces(tmp_path, cache):
     assert len(steps) == 2
     assert all("train/reward_plain" in s and "train/reward_prefixed" not in s for s in steps)
     assert summary["prefixed_problems"] == 0
-    checkpoints = run_dir / "checkpoints"
-    assert max_change(checkpoints / "sft_on_traces" / "final", checkpoints / "rl" / "final") > 0
+
+
+# --- fast: the direction of each method's own update, on a fixed batch -------------------------
+
+# Two rollouts of one prompt, the first right (1.0) and the second wrong (0.0).
+PROMPT = [3, 5, 7]
+ROLLOUTS = [[9, 10, 11, 2], [12, 13, 2]]
+
+
+@pytest.mark.parametrize("method", ["bandit", "reft", "prefixrl"])
+def test_each_rl_methods_update_raises_the_rewarded_rollout(method, method_env):
+    """Two steps of the method's own RL settings (bandit: REINFORCE on the raw reward; reft:
+    PPO with GAE, a value head and the KL in the reward; prefixrl: clipped PG on group-normalised
+    advantages) at a learning rate that moves a tiny model: the rollout scored 1 gains
+    log-probability, and more than the rollout scored 0 (which has advantage 0 or below)."""
+    env = method_env(
+        f"method={method}",
+        "method.batch_size=1",
+        "method.rollouts_per_query=2",
+        "method.mini_batch_size=2",
+    )
+    s = dataclasses.replace(rl_settings(env, 1), lr=1e-2)
+    lm = tiny_lm(seed=0)
+    policy = PolicyWithValue(lm) if s.uses_values else lm
+    reference = frozen_copy(lm) if s.kl_coef > 0 else None
+    batch = rollout_batch([PROMPT, PROMPT], ROLLOUTS, group_ids=[0, 0])
+    before = response_logprobs(lm, batch)
+    train_on_batch(policy, reference, batch, torch.tensor([1.0, 0.0]), s, steps=2)
+    gain = response_logprobs(lm, batch) - before
+    assert gain[0] > 0.5 and gain[0] > gain[1] + 0.5
+    if s.advantage == "group_norm":  # the wrong rollout's advantage is -1/sqrt(2)
+        assert gain[1] < -0.5
+
+
+def test_online_self_training_steps_lower_the_nll_of_the_kept(tokenizer, small_model):
+    """Three passes of online self-training's NLL step over the same kept (prompt, sample)
+    pairs: the loss each pass measures before its step falls."""
+    s = OnlineSTSettings(
+        steps=1,
+        batch_size=2,
+        mini_batch_size=2,
+        rollouts_per_query=1,
+        lr=1e-3,
+        mix_gold=False,
+        temperature=1.0,
+        top_p=1.0,
+        max_new_tokens=16,
+        max_length=64,
+        seed=0,
+    )
+    prompts = ["Question: Tom has 5 books.\nAnswer:", "Question: Ann has 2 pens.\nAnswer:"]
+    kept = [" The answer is 5.", " 2 + 0 = 2.\nThe answer is 2."]
+    optimizer = torch.optim.AdamW(small_model.parameters(), lr=s.lr, weight_decay=0.0)
+    accelerator = Accelerator(cpu=True)
+    losses = []
+    for step in range(3):
+        shuffle = torch.Generator().manual_seed(step)
+        metrics = nll_steps(
+            small_model, optimizer, accelerator, tokenizer, prompts, kept, s, shuffle
+        )
+        losses.append(metrics["train/nll_loss"])
+    assert losses[2] < losses[1] < losses[0]

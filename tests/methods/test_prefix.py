@@ -13,10 +13,9 @@ from torch import nn
 from reftlab.data import DataError, format_prompt
 from reftlab.data.prompts import NATURAL_TEMPLATE
 from reftlab.data.traces import parse_trace_lines, read_trace_file, write_trace_file
-from reftlab.methods.common import rl_settings
-from reftlab.rl.prefix import cut_point, cut_trace, draw_fraction, plan_pool
-from reftlab.stages.rollout import RolloutBatch, collate_rollouts
+from reftlab.methods.env import rl_settings
 from reftlab.rewards.scorer import Scorer
+from reftlab.rl.prefix import cut_point, cut_trace, draw_fraction, draw_pool
 from reftlab.stages.prefix import (
     PrefixScorer,
     RewardSplit,
@@ -25,6 +24,7 @@ from reftlab.stages.prefix import (
     traces_from_file,
 )
 from reftlab.stages.rl import make_experience, update_policy
+from reftlab.stages.rollout import RolloutBatch, collate_rollouts
 
 
 def make_prompt(example):
@@ -80,7 +80,7 @@ def test_drawn_fractions_stay_in_range():
 
 def test_pool_mixes_prefixed_and_plain_in_the_asked_share():
     problems = [f"p{i}" for i in range(10)]
-    pool = plan_pool(
+    pool = draw_pool(
         problems, ["p1", "p4", "p7"], size=10, plain_fraction=0.3, rng=random.Random(0)
     )
     prefixed = [i for i, is_prefixed in pool if is_prefixed]
@@ -95,7 +95,7 @@ def test_pool_mixes_prefixed_and_plain_in_the_asked_share():
 def test_pool_is_all_plain_without_hard_problems_or_at_plain_fraction_one():
     problems = ["a", "b", "c"]
     for hard, fraction in (([], 0.0), (["a"], 1.0)):
-        pool = plan_pool(problems, hard, size=6, plain_fraction=fraction, rng=random.Random(0))
+        pool = draw_pool(problems, hard, size=6, plain_fraction=fraction, rng=random.Random(0))
         assert [p for _, p in pool] == [False] * 6
         assert sorted(i for i, _ in pool) == ["a", "a", "b", "b", "c", "c"]
 

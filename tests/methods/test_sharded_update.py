@@ -13,18 +13,18 @@ from accelerate import Accelerator
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reftlab.methods.common import rl_settings
+from reftlab.methods.env import rl_settings
 from reftlab.models.value import PolicyWithValue
-from reftlab.stages.rollout import RolloutBatch, collate_rollouts
+from reftlab.runtime.distributed import shard_part
+from reftlab.stages.batches import IGNORE_INDEX, collate, count_target_tokens
 from reftlab.stages.rl import Experience, ShardWork, make_experience, select_rows, update_policy
-from reftlab.stages.sft import IGNORE_INDEX, collate, count_target_tokens
+from reftlab.stages.rollout import RolloutBatch, collate_rollouts
 from reftlab.stages.shards import (
     SINGLE,
     ShardLayout,
     WeightedMeans,
     combine_metrics,
     plan_minibatches,
-    shard_part,
     shard_seed,
 )
 

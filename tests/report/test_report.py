@@ -18,18 +18,11 @@ import pytest
 import yaml
 
 from reftlab.app.cli import main
+from reftlab.report import CURVES_PNG, HEATMAP_PNG, KNOBS_PNG, make_report
+from reftlab.report.collect import collect, count_samples, parse_overrides
 from reftlab.report.plots import moving_average, stage_starts
-from reftlab.report.collect import (
-    CURVES_PNG,
-    HEATMAP_PNG,
-    KNOBS_PNG,
-    collect,
-    count_samples,
-    format_duration,
-    format_percent,
-    make_report,
-    parse_overrides,
-)
+from reftlab.report.tables import format_duration
+from reftlab.report.types import format_percent
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 BATCH_SIZE, ROLLOUTS = 8, 2  # method.batch_size, method.rollouts_per_query of the fake runs

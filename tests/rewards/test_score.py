@@ -13,11 +13,11 @@ from reftlab.rewards.score import (
     Score,
     is_choice,
     read_returned_number,
-    score_completions,
     score_natural,
     score_program,
 )
 from reftlab.sandbox.result import ExecResult
+from tests.rewards.reference_impls import score_completions
 
 SANCTUARY = Example(id="svamp_0", question="29 species, 7 pairs each?", answer="203")
 STATIONS = Example(

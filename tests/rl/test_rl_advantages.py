@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from reftlab.rl.advantages import (
-    ADVANTAGE_ESTIMATORS,
     gae_loop,
-    gae_vectorized,
     get_advantage_estimator,
 )
+from reftlab.rl.registry import ADVANTAGE_ESTIMATORS
+from tests.rl.reference_impls import gae_vectorized
 
 GAMMA, LAM = 0.9, 0.8
 R0, R1, R2, R3 = 0.1, -0.2, 0.3, 1.0

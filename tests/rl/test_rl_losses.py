@@ -9,7 +9,6 @@ import torch
 
 from reftlab.rl.advantages import get_advantage_estimator
 from reftlab.rl.losses import (
-    POLICY_LOSSES,
     aggregate_loss,
     explained_variance,
     get_policy_loss,
@@ -17,6 +16,7 @@ from reftlab.rl.losses import (
     ppo_policy_loss,
     value_loss,
 )
+from reftlab.rl.registry import POLICY_LOSSES
 
 E = math.e
 # log ratios 1, 1, -1, -1: ratios e, e, 1/e, 1/e against advantages +2, -2, +2, -2

@@ -11,8 +11,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from reftlab.app.cli import conf_dir
-from reftlab.config import ConfigError, register_configs, to_run_config, validate
+from reftlab.app.compose import conf_dir, register_configs, validate_run
+from reftlab.config import ConfigError, to_run_config
 from reftlab.errors import ReftlabError
 from reftlab.runtime.deepspeed import check_usable, load_config, make_plugin, resolve_config
 
@@ -33,12 +33,12 @@ def composed():
 def test_defaults_are_one_shard_and_no_deepspeed(composed):
     run = composed()
     assert (run.grad_accum, run.deepspeed) == (1, None)
-    validate(run)
+    validate_run(run)
 
 
 def test_shipped_zero2_is_zero_stage_2(composed):
     run = composed("deepspeed=zero2")
-    validate(run)
+    validate_run(run)
     config = json.loads(resolve_config("zero2").read_text())
     assert config["zero_optimization"]["stage"] == 2
     assert config["gradient_accumulation_steps"] == 1
@@ -47,7 +47,7 @@ def test_shipped_zero2_is_zero_stage_2(composed):
 def test_a_deepspeed_json_path_is_accepted(composed, tmp_path):
     path = tmp_path / "zero1.json"
     path.write_text(json.dumps({"zero_optimization": {"stage": 1}}))
-    validate(composed(f"deepspeed={path}"))
+    validate_run(composed(f"deepspeed={path}"))
     assert load_config(str(path))["zero_optimization"]["stage"] == 1
 
 
@@ -63,7 +63,7 @@ def test_a_deepspeed_json_path_is_accepted(composed, tmp_path):
 )
 def test_invalid_scale_out_settings_fail_with_what_to_change(composed, overrides, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        validate(composed(*overrides))
+        validate_run(composed(*overrides))
 
 
 def test_a_json_without_zero_section_or_with_zero3_is_rejected(tmp_path):
@@ -94,7 +94,7 @@ def test_where_deepspeed_cannot_run_one_line_says_why():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only error")
 def test_make_accelerator_refuses_deepspeed_on_cpu():
-    from reftlab.methods.common import make_accelerator
+    from reftlab.methods.env import make_accelerator
 
     with pytest.raises(ReftlabError, match="needs GPUs"):
         make_accelerator("fp32", "zero2")
@@ -104,7 +104,7 @@ def test_make_accelerator_refuses_deepspeed_on_cpu():
 def test_accelerator_runs_deepspeed_zero2():
     from accelerate.utils import DistributedType
 
-    from reftlab.methods.common import make_accelerator
+    from reftlab.methods.env import make_accelerator
 
     accelerator = make_accelerator("bf16", "zero2")
     assert accelerator.distributed_type == DistributedType.DEEPSPEED

@@ -6,51 +6,13 @@ run dir, so what was intended can always be compared with what happened.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
-from reftlab.config import RunConfig, pipeline
-
-# Split sizes of the Hub copies, shown by a dry run without downloading anything.
-HUB_SPLIT_SIZES = {
-    "gsm8k": {"train": 7473, "test": 1319},
-    "svamp": {"train": 700, "test": 300},
-    "mathqa": {"train": 29837, "test": 2985},
-}
-
-
-def _cap(value: int, cap: int | None) -> int:
-    return value if cap is None else min(value, cap)
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """The effective numbers of a run: the method's schedule with the budget's caps applied."""
-
-    max_train_examples: int | None
-    max_test_examples: int | None
-    warmup_epochs: int
-    rl_epochs: int
-    max_rl_steps: int | None
-    max_new_tokens: int
-    samples_per_question: int
-    rejection_samples: int
-    eval_samples: int
-
-
-def make_schedule(run: RunConfig) -> Schedule:
-    m, b = run.method, run.budget
-    return Schedule(
-        max_train_examples=b.max_train_examples,
-        max_test_examples=b.max_test_examples,
-        warmup_epochs=_cap(m.warmup_epochs, b.max_epochs),
-        rl_epochs=_cap(m.rl_epochs, b.max_epochs),
-        max_rl_steps=b.max_rl_steps,
-        max_new_tokens=_cap(run.model.max_new_tokens, b.max_new_tokens),
-        samples_per_question=_cap(m.samples_per_question, b.max_samples_per_question),
-        rejection_samples=_cap(m.rejection_samples, b.max_samples_per_question),
-        eval_samples=_cap(run.eval.samples, b.max_samples_per_question),
-    )
+from reftlab.config import RunConfig
+from reftlab.data.registry import get_spec
+from reftlab.methods.registry import pipeline
+from reftlab.methods.schedule import Schedule, capped, make_schedule
 
 
 def split_sizes(run: RunConfig, schedule: Schedule) -> dict[str, str]:
@@ -62,11 +24,12 @@ def split_sizes(run: RunConfig, schedule: Schedule) -> dict[str, str]:
     elif d.path or d.train_file or d.test_file:
         from reftlab.data.splits import count_local_examples
 
-        available = count_local_examples(run)
+        available = count_local_examples(d, run.cot.name)
         source = "local files"
     else:
-        available = HUB_SPLIT_SIZES.get(d.name, {})
-        source = f"Hub {d.hub_id}, not downloaded by a dry run"
+        spec = get_spec(d.name)
+        available = spec.hub_sizes
+        source = f"Hub {d.hub_id or spec.hub_id}, not downloaded by a dry run"
     caps = {"train": schedule.max_train_examples, "test": schedule.max_test_examples}
     sizes = {}
     for split in ("train", "test"):
@@ -74,7 +37,7 @@ def split_sizes(run: RunConfig, schedule: Schedule) -> dict[str, str]:
             sizes[split] = f"unknown ({source})"
             continue
         n = available[split]
-        used = _cap(n, caps[split])
+        used = capped(n, caps[split])
         sizes[split] = f"{used} of {n} ({source})" if used != n else f"{n} ({source})"
     return sizes
 

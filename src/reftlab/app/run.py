@@ -18,8 +18,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from reftlab.config import RunConfig, to_run_config, validate
+from reftlab.app.compose import validate_run
 from reftlab.app.plan import format_plan, make_plan
+from reftlab.config import RunConfig, to_run_config
+from reftlab.methods.registry import get_method
 from reftlab.runtime.tracking import write_json_atomic
 
 
@@ -31,13 +33,13 @@ def write_run_record(run_dir: Path, cfg: DictConfig, plan: dict) -> None:
 
 def run_job(cfg: DictConfig) -> float | None:
     run: RunConfig = to_run_config(cfg)
-    validate(run)
+    validate_run(run)
     plan = make_plan(run)
     print(format_plan(plan), flush=True)
     if run.dry_run:
         return None
 
-    from reftlab.methods import run_method
+    from reftlab.methods.job import run_method
     from reftlab.runtime import distributed, preemption
 
     world = distributed.init_distributed()
@@ -88,7 +90,7 @@ def format_summary(summary: dict, run_dir: Path) -> str:
     rows = []
     if "warmup_test_accuracy" in summary:
         rows.append(("SFT warm-up", summary["warmup_test_accuracy"]))
-    rows.append((METHOD_TITLES.get(summary["method"], summary["method"]), summary["test_accuracy"]))
+    rows.append((get_method(summary["method"]).title, summary["test_accuracy"]))
     n = summary.get("eval/n")
     lines = [
         f"\n{summary['method']} on {summary['dataset']} ({summary['cot']} CoT, model "
@@ -107,13 +109,3 @@ def format_summary(summary: dict, run_dir: Path) -> str:
         lines.append(f"  {'reward hacking rate':<22} {summary['eval/hacking_rate'] * 100:5.1f}%")
     lines.append(f"  results: {run_dir / 'summary.json'}")
     return "\n".join(lines)
-
-
-METHOD_TITLES = {
-    "sft": "SFT",
-    "reft": "ReFT",
-    "offline_st": "offline self-training",
-    "online_st": "online self-training",
-    "prefixrl": "PrefixRL",
-    "bandit": "bandit policy gradient",
-}

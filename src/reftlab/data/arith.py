@@ -104,13 +104,7 @@ def generate_arith(
     for knob, rate in rates.items():
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"{knob} must be in [0, 1], got {rate}")
-    limits = Limits(
-        MAX_START if max_start is None else max_start,
-        MAX_OPERAND if max_operand is None else max_operand,
-        MAX_VALUE if max_value is None else max_value,
-    )
-    if not 2 <= limits.max_start <= limits.max_value or limits.max_operand < 1:
-        raise ValueError(f"need 2 <= max_start <= max_value and max_operand >= 1, got {limits}")
+    limits = make_limits(max_start, max_operand, max_value)
     rng = random.Random(seed)
     style_rng = random.Random(seed + 1_000_003)
     weights = list(step_weights[:max_steps])
@@ -135,11 +129,30 @@ def generate_arith(
         seen.add(question)
         # Its own generator: the problems are the same whatever the rate.
         direct = style_rng.random() < direct_answer_rate
-        cot = format_direct_cot(problem) if direct else format_cot(problem, verbose_cot)
-        program = format_direct_program(problem) if direct else format_program(problem)
         example_id = f"{id_prefix}_{len(examples)}"
-        examples.append(Example(example_id, question, str(solve(problem)), cot, program))
+        examples.append(to_example(problem, example_id, question, direct, verbose_cot))
     return examples
+
+
+def make_limits(max_start: int | None, max_operand: int | None, max_value: int | None) -> Limits:
+    """The number bounds, with the generator's defaults for those left None."""
+    limits = Limits(
+        MAX_START if max_start is None else max_start,
+        MAX_OPERAND if max_operand is None else max_operand,
+        MAX_VALUE if max_value is None else max_value,
+    )
+    if not 2 <= limits.max_start <= limits.max_value or limits.max_operand < 1:
+        raise ValueError(f"need 2 <= max_start <= max_value and max_operand >= 1, got {limits}")
+    return limits
+
+
+def to_example(
+    problem: Problem, example_id: str, question: str, direct: bool, verbose_cot: bool
+) -> Example:
+    """The problem as an `Example`: worked solutions, or with `direct` the bare answer."""
+    cot = format_direct_cot(problem) if direct else format_cot(problem, verbose_cot)
+    program = format_direct_program(problem) if direct else format_program(problem)
+    return Example(example_id, question, str(solve(problem)), cot, program)
 
 
 def generate_arith_splits(

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 # Answer types a data set can declare: a number compared with a tolerance, or a choice letter.
 NUMBER = "number"
 CHOICE = "choice"
+ANSWER_TYPES = (NUMBER, CHOICE)
 
 
 @dataclass(frozen=True)

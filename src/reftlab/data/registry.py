@@ -24,6 +24,8 @@ class DatasetSpec:
     hub_config: str | None = None
     reft_stem: str | None = None
     local_files: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Split sizes of the Hub copy, shown by a dry run without downloading anything.
+    hub_sizes: dict[str, int] = field(default_factory=dict)
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -33,12 +35,14 @@ DATASETS: dict[str, DatasetSpec] = {
         hub_id="openai/gsm8k",
         hub_config="main",
         reft_stem="gsm8k",
+        hub_sizes={"train": 7473, "test": 1319},
     ),
     "svamp": DatasetSpec(
         name="svamp",
         answer_type=NUMBER,
         hub_id="ChilleD/SVAMP",
         reft_stem="svamp",
+        hub_sizes={"train": 700, "test": 300},
         # The original SVAMP release is one 1,000-problem challenge set, used for testing.
         local_files={"test": ("SVAMP.json",)},
     ),
@@ -47,6 +51,7 @@ DATASETS: dict[str, DatasetSpec] = {
         answer_type=CHOICE,
         hub_id="allenai/math_qa",
         reft_stem="mathqa",
+        hub_sizes={"train": 29837, "test": 2985},
         local_files={"test": ("mathqa_test_nodup_our_filtered.json",)},
     ),
     # MathQA's questions with numeric answers, as prepared by ReFT; it has no Hub copy.

@@ -1,19 +1,19 @@
-"""From the `dataset` config to train and test `Example` lists: generated, local files or Hub."""
+"""From a `dataset` config node to train and test `Example` lists: generated, local files or Hub."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from reftlab.config import RunConfig
-from reftlab.data import (
-    DataError,
-    Example,
-    generate_arith_splits,
-    load_examples_with_stats,
-    load_from_hub,
-    resolve_split_file,
-)
+from reftlab.data.arith import generate_arith_splits
+from reftlab.data.errors import DataError
+from reftlab.data.loaders import load_examples_with_stats, load_from_hub, resolve_split_file
+from reftlab.data.records import Example
+from reftlab.data.registry import get_spec
+
+if TYPE_CHECKING:
+    from reftlab.config import DatasetConfig
 
 SPLITS = ("train", "test")
 
@@ -24,10 +24,25 @@ class Splits:
     test: list[Example]
     # Where each split came from, for the log and the plan.
     sources: dict[str, str]
+    # `number` or `choice` (multiple choice, where the hacking check applies).
+    answer_type: str
+
+    def texts(self) -> list[str]:
+        """The training questions and solutions (the test ones if there is no training split):
+        what the tiny model's tokenizer is trained on."""
+        texts = []
+        for example in self.train or self.test:
+            texts.append(example.question)
+            texts.extend(t for t in (example.cot, example.program) if t)
+        return texts
 
 
-def _local_file(run: RunConfig, split: str) -> Path | None:
-    d = run.dataset
+def answer_type_of(d: DatasetConfig) -> str:
+    """`dataset.answer_type`, or the data set's own from its registry entry."""
+    return d.answer_type or get_spec(d.name).answer_type
+
+
+def _local_file(d: DatasetConfig, cot: str, split: str) -> Path | None:
     named = d.train_file if split == "train" else d.test_file
     if named:
         path = Path(named).expanduser()
@@ -35,16 +50,16 @@ def _local_file(run: RunConfig, split: str) -> Path | None:
             raise DataError(f"dataset.{split}_file={named}: no such file")
         return path
     if d.path:
-        return resolve_split_file(Path(d.path).expanduser(), split, d.name, run.cot.name)
+        return resolve_split_file(Path(d.path).expanduser(), split, d.name, cot)
     return None
 
 
-def _load_split(run: RunConfig, split: str) -> tuple[list[Example], str]:
-    d = run.dataset
-    path = _local_file(run, split)
+def _load_split(d: DatasetConfig, cot: str, split: str) -> tuple[list[Example], str]:
+    path = _local_file(d, cot, split)
+    answer_type = answer_type_of(d)
     if path is not None:
         examples, stats = load_examples_with_stats(
-            path, d.name, answer_type=d.answer_type, split=split
+            path, d.name, answer_type=answer_type, split=split
         )
         note = f" ({stats.n_blank_lines} blank lines skipped)" if stats.n_blank_lines else ""
         return examples, f"{path}{note}"
@@ -52,20 +67,28 @@ def _load_split(run: RunConfig, split: str) -> tuple[list[Example], str]:
         raise DataError(
             f"dataset={d.name}: no {split} file given; set dataset.{split}_file=FILE as well"
         )
-    if not d.hub_id:
+    spec = get_spec(d.name)
+    hub_id, hub_config = d.hub_id or spec.hub_id, d.hub_config or spec.hub_config
+    if not hub_id:
         raise DataError(
             f"dataset={d.name} has no Hub copy; set dataset.path or dataset.{split}_file"
         )
-    return load_from_hub(d.hub_id, split, d.hub_config, d.name, answer_type=d.answer_type), d.hub_id
+    return load_from_hub(hub_id, split, hub_config, d.name, answer_type=answer_type), hub_id
 
 
 def _cap(examples: list[Example], cap: int | None) -> list[Example]:
     return examples if cap is None else examples[:cap]
 
 
-def load_splits(run: RunConfig, need_train: bool = True) -> Splits:
-    """The run's train and test examples, cut to the budget's caps (the first N, in file order)."""
-    d, b = run.dataset, run.budget
+def load_splits(
+    d: DatasetConfig,
+    cot: str,
+    max_train: int | None = None,
+    max_test: int | None = None,
+    need_train: bool = True,
+) -> Splits:
+    """The train and test examples of data set `d` for chain-of-thought type `cot`, cut to
+    the first `max_train` / `max_test` in file order."""
     if d.name == "arith":
         train, test = generate_arith_splits(
             d.train_size,
@@ -82,23 +105,21 @@ def load_splits(run: RunConfig, need_train: bool = True) -> Splits:
     else:
         train, sources = [], {}
         if need_train:
-            train, sources["train"] = _load_split(run, "train")
-        test, sources["test"] = _load_split(run, "test")
-    return Splits(_cap(train, b.max_train_examples), _cap(test, b.max_test_examples), sources)
+            train, sources["train"] = _load_split(d, cot, "train")
+        test, sources["test"] = _load_split(d, cot, "test")
+    return Splits(_cap(train, max_train), _cap(test, max_test), sources, answer_type_of(d))
 
 
-def count_local_examples(run: RunConfig) -> dict[str, int]:
-    """Sizes of the local splits a run names (for the dry-run plan)."""
+def count_local_examples(d: DatasetConfig, cot: str) -> dict[str, int]:
+    """Sizes of the local splits a dataset node names (for the dry-run plan)."""
     sizes = {}
     for split in SPLITS:
         try:
-            path = _local_file(run, split)
+            path = _local_file(d, cot, split)
         except DataError:
             continue
         if path is not None:
             sizes[split] = len(
-                load_examples_with_stats(
-                    path, run.dataset.name, answer_type=run.dataset.answer_type
-                )[0]
+                load_examples_with_stats(path, d.name, answer_type=answer_type_of(d))[0]
             )
     return sizes

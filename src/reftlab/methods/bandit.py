@@ -14,21 +14,16 @@ method.policy_loss=ppo_clip), method.reward_shape.
 
 from __future__ import annotations
 
-from reftlab.methods.common import (
-    Env,
-    evaluate_final,
-    finish_stage,
-    frozen_copy,
-    rl_settings,
-    warmup,
-    with_value_head,
-)
+from reftlab.methods.env import Env, finish_stage, frozen_copy, rl_settings, with_value_head
+from reftlab.methods.evaluation import evaluate_final
+from reftlab.methods.warmup import warmup
 from reftlab.models.value import disable_dropout
 from reftlab.stages.rl import train_rl
 
 
-def run(env: Env, model) -> dict:
-    model, warmup_metrics = warmup(env, model)
+def train_and_evaluate(env: Env, model) -> dict:
+    warm = warmup(env, model)
+    model = warm.model
 
     def policy_gradient() -> dict:
         settings = rl_settings(env, len(env.splits.train))
@@ -51,4 +46,4 @@ def run(env: Env, model) -> dict:
         return finish_stage(env, "policy_gradient", policy)
 
     trained = env.ctx.stage("policy_gradient", policy_gradient)
-    return evaluate_final(env, trained, warmup_metrics)
+    return evaluate_final(env, trained, warm)

@@ -18,18 +18,19 @@ from __future__ import annotations
 
 from reftlab.data.prompts import TARGET_PREFIX
 from reftlab.data.traces import read_trace_file
-from reftlab.methods.common import (
+from reftlab.methods.env import (
     Env,
-    evaluate,
     finish_stage,
     frozen_copy,
     rl_settings,
+    sampling_settings,
     sft_settings,
-    warmup,
     with_value_head,
 )
-from reftlab.models.value import disable_dropout
+from reftlab.methods.evaluation import evaluate_final
+from reftlab.methods.warmup import warmup
 from reftlab.models.checkpoints import load_checkpoint
+from reftlab.models.value import disable_dropout
 from reftlab.stages.prefix import (
     PrefixScorer,
     RewardSplit,
@@ -40,7 +41,6 @@ from reftlab.stages.prefix import (
     traces_from_samples,
 )
 from reftlab.stages.rl import train_rl
-from reftlab.stages.sampling import SamplingSettings
 from reftlab.stages.sft import train_sft
 
 
@@ -51,14 +51,7 @@ def collect_traces(env: Env, model) -> dict:
             m.trace_file, env.splits.train, lead=TARGET_PREFIX[env.run.cot.name]
         )
     else:
-        sampling = SamplingSettings(
-            samples=s.rejection_samples,
-            temperature=m.temperature,
-            top_p=m.top_p,
-            max_new_tokens=s.max_new_tokens,
-            seed=env.run.seed,
-            questions_per_batch=env.run.eval.batch_size,
-        )
+        sampling = sampling_settings(env, s.rejection_samples)
         traces, counts = traces_from_samples(
             model,
             env.tokenizer,
@@ -137,8 +130,9 @@ def rl_on_pool(env: Env, model, traces: dict[str, list[str]], stage: str) -> dic
     }
 
 
-def run(env: Env, model) -> dict:
-    model, warmup_metrics = warmup(env, model)
+def train_and_evaluate(env: Env, model) -> dict:
+    warm = warmup(env, model)
+    model = warm.model
     collected = env.ctx.stage("collect_traces", lambda: collect_traces(env, model))
     traces = read_trace_file(collected["traces_path"]) if collected["traces"] else {}
     if env.run.method.offpolicy_use == "sft":
@@ -147,13 +141,8 @@ def run(env: Env, model) -> dict:
         trained = env.ctx.stage("rl", lambda: rl_on_pool(env, model, {}, "rl"))
     else:
         trained = env.ctx.stage("prefix_rl", lambda: rl_on_pool(env, model, traces, "prefix_rl"))
-    policy = load_checkpoint(trained["model_dir"], env.accelerator.device)
-    test = env.ctx.stage("evaluate", lambda: evaluate(env, policy, "evaluate"))
-    env.ctx.log(test, stage="evaluate")
     return {
-        "test_accuracy": test["eval/accuracy"],
-        "warmup_test_accuracy": warmup_metrics["eval/accuracy"],
-        **test,
+        **evaluate_final(env, trained, warm),
         **{k: v for k, v in collected.items() if k != "traces_path"},
         **{k: v for k, v in trained.items() if k != "model_dir"},
     }

@@ -8,20 +8,15 @@ One rollout per question, ppo_epochs clipped passes per batch; see conf/method/r
 
 from __future__ import annotations
 
-from reftlab.methods.common import (
-    Env,
-    evaluate_final,
-    finish_stage,
-    frozen_copy,
-    rl_settings,
-    warmup,
-    with_value_head,
-)
+from reftlab.methods.env import Env, finish_stage, frozen_copy, rl_settings, with_value_head
+from reftlab.methods.evaluation import evaluate_final
+from reftlab.methods.warmup import warmup
 from reftlab.stages.rl import train_rl
 
 
-def run(env: Env, model) -> dict:
-    model, warmup_metrics = warmup(env, model)
+def train_and_evaluate(env: Env, model) -> dict:
+    warm = warmup(env, model)
+    model = warm.model
 
     def ppo() -> dict:
         policy = with_value_head(env, model)
@@ -42,4 +37,4 @@ def run(env: Env, model) -> dict:
         return finish_stage(env, "ppo", policy)
 
     trained = env.ctx.stage("ppo", ppo)
-    return evaluate_final(env, trained, warmup_metrics)
+    return evaluate_final(env, trained, warm)

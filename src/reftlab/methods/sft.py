@@ -5,10 +5,11 @@ base model --sft--> evaluate
 
 from __future__ import annotations
 
-from reftlab.methods.common import Env, warmup
+from reftlab.methods.env import Env
+from reftlab.methods.warmup import warmup
 
 
-def run(env: Env, model) -> dict:
-    model, sft_metrics = warmup(env, model, stage="sft")
-    test = env.ctx.stage("evaluate", lambda: sft_metrics)
+def train_and_evaluate(env: Env, model) -> dict:
+    trained = warmup(env, model, stage="sft")
+    test = env.ctx.stage("evaluate", lambda: trained.metrics)
     return {"test_accuracy": test["eval/accuracy"], **test}

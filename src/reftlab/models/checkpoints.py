@@ -1,36 +1,32 @@
-"""From the `model` config to a model and tokenizer; saving and loading stage checkpoints."""
+"""From a `model` config node to a model and tokenizer; saving and loading stage checkpoints."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from reftlab.config import RunConfig
-from reftlab.data.splits import Splits
 from reftlab.errors import ReftlabError
 from reftlab.models.pretrained import find_packaged_gguf, load_pretrained
 from reftlab.models.tiny import build_tiny_model
 from reftlab.models.tokenizer import get_or_build_tokenizer
 from reftlab.models.value import PolicyWithValue, unwrap_policy
 
-
-def tokenizer_corpus(splits: Splits) -> list[str]:
-    """The texts the tiny model's tokenizer is trained on: the training questions and solutions."""
-    texts = []
-    for example in splits.train or splits.test:
-        texts.append(example.question)
-        texts.extend(t for t in (example.cot, example.program) if t)
-    return texts
+if TYPE_CHECKING:
+    from reftlab.config import ModelConfig
 
 
-def load_base_model(run: RunConfig, splits: Splits):
-    """(model, tokenizer): the tiny model built offline, or a pretrained one (Hub, folder, GGUF)."""
-    m = run.model
+def load_base_model(
+    m: ModelConfig, corpus: Sequence[str], cache_dir: str | Path, precision: str, seed: int
+):
+    """(model, tokenizer): the tiny model built offline (its tokenizer trained on `corpus`,
+    cached under `cache_dir`), or a pretrained one (Hub, folder, GGUF)."""
     if m.kind == "tiny":
-        cache = Path(run.cache_dir).expanduser() / "tokenizers"
-        tokenizer = get_or_build_tokenizer(tokenizer_corpus(splits), m.vocab_size, cache)
+        cache = Path(cache_dir).expanduser() / "tokenizers"
+        tokenizer = get_or_build_tokenizer(list(corpus), m.vocab_size, cache)
         model = build_tiny_model(
             tokenizer,
             m.hidden_size,
@@ -38,7 +34,7 @@ def load_base_model(run: RunConfig, splits: Splits):
             m.num_heads,
             m.intermediate_size,
             m.max_length,
-            seed=run.seed,
+            seed=seed,
         )
         return model, tokenizer
     path, gguf_file = m.path, m.gguf_file
@@ -51,7 +47,7 @@ def load_base_model(run: RunConfig, splits: Splits):
                 f"{m.gguf_package.replace('_', '-')}`"
             ) from None
         path, gguf_file = str(gguf.parent), gguf.name
-    dtype = "bfloat16" if run.precision == "bf16" else "float32"
+    dtype = "bfloat16" if precision == "bf16" else "float32"
     try:
         return load_pretrained(
             path, dtype=dtype, gguf_file=gguf_file, trust_remote_code=m.trust_remote_code

@@ -1,4 +1,4 @@
-"""`reftlab report PATH`: one row per run below PATH, as a terminal table, CSV, Markdown and plots.
+"""Find the run dirs at or below a path and read each into a `RunResult`: a `Report`.
 
 A run dir is any folder holding `config.yaml` or `.hydra/config.yaml` (a single run, or one job
 of a sweep in `multirun/DATE/TIME/N_OVERRIDES/`). Each run is `done` (it wrote summary.json),
@@ -6,82 +6,39 @@ of a sweep in `multirun/DATE/TIME/N_OVERRIDES/`). Each run is `done` (it wrote s
 (nothing usable, or unreadable files), so that no run of a sweep goes missing from the table.
 
 The swept knobs are the override keys (`.hydra/overrides.yaml`) whose values differ between the
-runs; for a single run, all of its overrides. The CSV holds accuracies as fractions (as in
-summary.json); the terminal and Markdown tables show percentages with one decimal.
+runs; for a single run, all of its overrides.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from reftlab.errors import ReftlabError
+from reftlab.report.types import (
+    DONE,
+    EXTRA_ACCURACY_PREFIXES,
+    GROUPS,
+    PARTIAL,
+    Report,
+    RunResult,
+    as_number,
+    format_percent,
+    natural_key,
+)
 from reftlab.runtime.tracking import read_metrics
 
-DONE, PARTIAL, FAILED = "done", "partial", "failed"
 # Overrides that never make two runs different experiments.
 IGNORED_OVERRIDES = ("resume", "dry_run", "output_dir")
-# Summary keys shown beside test accuracy when present (sampling-based evaluations).
-EXTRA_ACCURACY_PREFIXES = ("eval/maj@", "eval/pass@", "rerank", "eval/rerank")
-CSV_NAME, MARKDOWN_NAME = "report.csv", "report.md"
-CURVES_PNG, HEATMAP_PNG, KNOBS_PNG = "curves.png", "accuracy_heatmap.png", "accuracy_by_knob.png"
-GROUPS = ("method", "cot", "dataset", "model")
 # Missing sweep jobs named in a note before "and N more".
 MAX_JOBS_SHOWN = 10
 # Longest log line quoted in a failed run's note.
 MAX_LOG_LINE = 120
-
-
-@dataclass(eq=False)  # compared and hashed by identity: runs are dict keys in the plots
-class RunResult:
-    """What one run dir holds; accuracies are fractions, ``None`` where the run has none."""
-
-    name: str
-    run_dir: Path
-    status: str = FAILED
-    note: str = ""
-    names: dict[str, str | None] = field(default_factory=dict)  # method, cot, dataset, model
-    overrides: dict[str, str] | None = None
-    config: dict[str, Any] = field(default_factory=dict)
-    knob_values: dict[str, str] = field(default_factory=dict)  # swept knob -> value shown
-    accuracies: dict[str, float] = field(default_factory=dict)  # summary key -> fraction
-    wall_time_s: float | None = None
-    samples_drawn: int | None = None
-    samples_source: str = ""
-    last_step: int | None = None
-    last_stage: str | None = None
-    last_eval_accuracy: float | None = None
-    records: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def test_accuracy(self) -> float | None:
-        return self.accuracies.get("test_accuracy")
-
-
-@dataclass
-class Report:
-    """The runs, the swept knobs, the files written and notes on plots that were skipped."""
-
-    root: Path
-    runs: list[RunResult]
-    knobs: list[str]
-    files: list[Path] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
-# --- finding and reading runs -------------------------------------------------------------
-
-
-def natural_key(text: str) -> list:
-    """Sort key that puts `10_...` after `9_...` (Hydra job numbers)."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
 def is_run_dir(folder: Path) -> bool:
@@ -227,54 +184,75 @@ def fill_partial(run: RunResult) -> None:
     run.note = note
 
 
+def read_overrides(run_dir: Path, problems: list[str]) -> dict[str, str] | None:
+    """The run's overrides (``.hydra/overrides.yaml``); ``None`` when there are none to read."""
+    path = run_dir / ".hydra" / "overrides.yaml"
+    if not path.is_file():
+        return None
+    try:
+        return parse_overrides(read_yaml(path) or [])
+    except Exception as exc:
+        problems.append(why_unreadable(path, exc))
+        return None
+
+
+def read_records(run_dir: Path, problems: list[str]) -> list[dict[str, Any]]:
+    """The complete lines of metrics.jsonl (a torn last line is left out)."""
+    try:
+        return read_metrics(run_dir)
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(why_unreadable(run_dir / "metrics.jsonl", exc))
+        return []
+
+
+def read_summary(run_dir: Path, problems: list[str]) -> dict | None:
+    """summary.json if it is readable and has a test accuracy (the run is done), else ``None``."""
+    path = run_dir / "summary.json"
+    if not path.exists():
+        return None
+    try:
+        summary = read_json(path)
+    except Exception as exc:
+        problems.append(why_unreadable(path, exc))
+        return None
+    if not isinstance(summary, dict) or "test_accuracy" not in summary:
+        problems.append("summary.json has no test_accuracy")
+        return None
+    return summary
+
+
+def failure_note(run_dir: Path, problems: list[str]) -> str:
+    """Why a run has nothing usable: its problems, else what is missing; then its last log line."""
+    if not problems:
+        problems = [
+            "metrics.jsonl holds no complete line"
+            if (run_dir / "metrics.jsonl").exists()
+            else "no summary.json or metrics.jsonl (stopped before its first logged step)"
+        ]
+    log_line = last_log_line(run_dir)
+    return "; ".join(problems) + (f"; log: {log_line}" if log_line else "")
+
+
 def read_run(run_dir: Path, root: Path) -> RunResult:
     """Read one run dir; every problem becomes the run's status and note, never an exception."""
     name = str(run_dir.relative_to(root)) if run_dir != root else run_dir.name
     run = RunResult(name=name, run_dir=run_dir)
-    config, config_why = read_config(run_dir)
-    run.config = config
-    run.names = {group: group_name(config, group) for group in GROUPS}
+    run.config, config_why = read_config(run_dir)
+    run.names = {group: group_name(run.config, group) for group in GROUPS}
     problems = [config_why] if config_why else []
-    overrides_path = run_dir / ".hydra" / "overrides.yaml"
-    if overrides_path.is_file():
-        try:
-            run.overrides = parse_overrides(read_yaml(overrides_path) or [])
-        except Exception as exc:
-            problems.append(why_unreadable(overrides_path, exc))
-
-    metrics_path = run_dir / "metrics.jsonl"
-    try:
-        run.records = read_metrics(run_dir)
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.append(why_unreadable(metrics_path, exc))
+    run.overrides = read_overrides(run_dir, problems)
+    run.records = read_records(run_dir, problems)
     if run.records:
-        run.samples_drawn = count_samples(run.records, config)
+        run.samples_drawn = count_samples(run.records, run.config)
         run.samples_source = "metrics" if run.samples_drawn is not None else ""
 
-    summary_path = run_dir / "summary.json"
-    summary: Any = None
-    if summary_path.exists():
-        try:
-            summary = read_json(summary_path)
-        except Exception as exc:
-            problems.append(why_unreadable(summary_path, exc))
-        else:
-            if not isinstance(summary, dict) or "test_accuracy" not in summary:
-                problems.append("summary.json has no test_accuracy")
-                summary = None
+    summary = read_summary(run_dir, problems)
     if summary is not None:
         fill_done(run, summary)
-    elif run.records and not summary_path.exists():
+    elif run.records and not (run_dir / "summary.json").exists():
         fill_partial(run)
-    else:
-        if not problems:
-            problems.append(
-                "metrics.jsonl holds no complete line"
-                if metrics_path.exists()
-                else "no summary.json or metrics.jsonl (stopped before its first logged step)"
-            )
-        log_line = last_log_line(run_dir)
-        run.note = "; ".join(problems) + (f"; log: {log_line}" if log_line else "")
+    else:  # failed: the status a RunResult starts with
+        run.note = failure_note(run_dir, problems)
         return run
     if problems:
         run.note = "; ".join([run.note, *problems]) if run.note else "; ".join(problems)
@@ -301,14 +279,6 @@ def knob_value(run: RunResult, key: str) -> str | None:
     if run.overrides is not None and key in run.overrides:
         return run.overrides[key]
     return config_value(run.config, key)
-
-
-def as_number(value: str) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def canonical(value: str | None) -> Any:
@@ -407,204 +377,3 @@ def collect(root: Path) -> Report:
         if note:
             report.notes.append(note)
     return report
-
-
-# --- tables -------------------------------------------------------------------------------
-
-
-def format_percent(fraction: float | None) -> str:
-    return "" if fraction is None else f"{fraction * 100:.1f}%"
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    seconds = round(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-
-
-def extra_accuracy_keys(runs: Sequence[RunResult]) -> list[str]:
-    keys = {key for run in runs for key in run.accuracies}
-    extras = [key for key in keys if key.startswith(EXTRA_ACCURACY_PREFIXES)]
-    return sorted(extras, key=natural_key)
-
-
-def short_run_name(name: str) -> str:
-    """A Hydra sweep job `3_method.kl_coef=0.1,...` is shown as `3`: the knobs have columns."""
-    match = re.match(r"^(\d+)_.*=", Path(name).name)
-    return match.group(1) if match and "/" not in name else name
-
-
-def table_knobs(knobs: Sequence[str]) -> list[str]:
-    """The knobs that get a column: a swept group (`method=a,b`) has its own column already."""
-    return [knob for knob in knobs if knob not in GROUPS]
-
-
-def csv_rows(report: Report) -> list[dict[str, Any]]:
-    """One dict per run, with raw values: fractions, seconds, counts."""
-    extras = extra_accuracy_keys(report.runs)
-    rows = []
-    for run in report.runs:
-        row: dict[str, Any] = {"run": run.name, "status": run.status, **run.names}
-        for knob in table_knobs(report.knobs):
-            row[knob] = run.knob_values[knob]
-        for key in ("test_accuracy", "warmup_test_accuracy", *extras):
-            row[key] = run.accuracies.get(key, "")
-        row.update(
-            wall_time_s=run.wall_time_s,
-            samples_drawn=run.samples_drawn,
-            samples_source=run.samples_source,
-            last_step=run.last_step,
-            last_stage=run.last_stage,
-            last_eval_accuracy=run.last_eval_accuracy,
-            note=run.note,
-            run_dir=str(run.run_dir),
-        )
-        rows.append({key: "" if value is None else value for key, value in row.items()})
-    return rows
-
-
-def display_rows(report: Report) -> tuple[list[str], list[list[str]], set[int]]:
-    """Headers, cells (percentages, durations) and right-aligned columns; empty columns dropped."""
-    extras = extra_accuracy_keys(report.runs)
-    knobs = table_knobs(report.knobs)
-    headers = ["run", "status", *GROUPS, *knobs]
-    headers += ["test", "warm-up", *(key.removeprefix("eval/") for key in extras)]
-    headers += ["wall", "samples", "note"]
-    numeric = set(range(2 + len(GROUPS) + len(knobs), len(headers) - 1))
-    cells = []
-    for run in report.runs:
-        row = [short_run_name(run.name) if len(report.runs) > 1 else run.name, run.status]
-        row += [run.names.get(group) or "" for group in GROUPS]
-        row += [run.knob_values[knob] for knob in knobs]
-        accuracy_keys = ("test_accuracy", "warmup_test_accuracy", *extras)
-        row += [format_percent(run.accuracies.get(key)) for key in accuracy_keys]
-        row.append(format_duration(run.wall_time_s))
-        row.append("" if run.samples_drawn is None else str(run.samples_drawn))
-        row.append(run.note)
-        cells.append(row)
-    keep = [i for i, h in enumerate(headers) if i < 2 or h == "test" or any(r[i] for r in cells)]
-    right = {keep.index(i) for i in numeric if i in keep}
-    return [headers[i] for i in keep], [[r[i] for i in keep] for r in cells], right
-
-
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> str:
-    """A plain-text table with columns padded to their widest cell."""
-    widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows, strict=True)]
-
-    def line(cells: Sequence[str]) -> str:
-        padded = [
-            c.rjust(w) if i in right else c.ljust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ]
-        return "  ".join(padded).rstrip()
-
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
-
-
-def format_markdown(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> str:
-    def escape(cell: str) -> str:
-        return cell.replace("|", "\\|")
-
-    align = ["---:" if i in right else "---" for i in range(len(headers))]
-    lines = [headers, align, *rows]
-    return "\n".join("| " + " | ".join(escape(c) for c in cells) + " |" for cells in lines)
-
-
-def count_statuses(runs: Sequence[RunResult]) -> str:
-    counts = {s: sum(r.status == s for r in runs) for s in (DONE, PARTIAL, FAILED)}
-    return ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-
-
-def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    with path.open("w", encoding="utf-8", newline="") as out:
-        writer = csv.DictWriter(out, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def write_markdown(path: Path, report: Report, plots: Sequence[Path]) -> None:
-    headers, rows, right = display_rows(report)
-    knobs_title = "Swept" if len(report.runs) > 1 else "Overrides"
-    lines = [
-        f"# reftlab report: {report.root}",
-        "",
-        " ".join(
-            [f"{len(report.runs)} run(s): {count_statuses(report.runs)}."]
-            + [f"{knobs_title}: {', '.join(f'`{k}`' for k in report.knobs)}."] * bool(report.knobs)
-        ),
-        "",
-        format_markdown(headers, rows, right),
-        "",
-    ]
-    lines += [f"![{plot.stem}]({plot.name})\n" for plot in plots]
-    lines += [f"- {note}" for note in report.notes]
-    path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
-
-
-# --- the verb -----------------------------------------------------------------------------
-
-
-def prepare_out_dir(out_dir: Path) -> None:
-    """Create ``out_dir``; ``ReftlabError`` in one line if the report cannot be written there."""
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / f".{CSV_NAME}.probe"
-        probe.write_text("", encoding="utf-8")
-        probe.unlink()
-    except OSError as exc:
-        raise ReftlabError(f"cannot write the report to {out_dir} ({exc.strerror})") from None
-
-
-def draw(plot, report: Report, out_dir: Path) -> Path | None:
-    """Run one plot function; a plot that fails becomes a note, the tables are still written."""
-    try:
-        return plot(report, out_dir)
-    except OSError:
-        raise
-    except Exception as exc:  # matplotlib on data we did not foresee: keep the report
-        report.notes.append(f"{plot.__name__} failed: {type(exc).__name__}: {exc}")
-        return None
-
-
-def make_report(root: Path, out_dir: Path | None = None, plots: bool = True) -> Report:
-    """Read the runs below ``root`` and write report.csv, report.md and the plots to ``out_dir``."""
-    report = collect(root)
-    out_dir = out_dir or root
-    prepare_out_dir(out_dir)
-    try:
-        from reftlab.report.plots import plot_accuracy, plot_curves
-
-        drawn = [draw(plot, report, out_dir) for plot in (plot_curves, plot_accuracy) if plots]
-        pngs = [path for path in drawn if path is not None]
-        write_csv(out_dir / CSV_NAME, csv_rows(report))
-        write_markdown(out_dir / MARKDOWN_NAME, report, pngs)
-    except OSError as exc:
-        raise ReftlabError(f"cannot write the report to {out_dir} ({exc.strerror})") from None
-    report.files = [out_dir / CSV_NAME, out_dir / MARKDOWN_NAME, *pngs]
-    return report
-
-
-def format_report(report: Report) -> str:
-    """What the terminal shows: a summary line, the table, the files written and any notes."""
-    headers, rows, right = display_rows(report)
-    swept = f"; swept: {', '.join(report.knobs)}" if report.knobs and len(report.runs) > 1 else ""
-    if len(rows) == 1:  # one run reads better as a column of fields than as one wide row
-        pairs = [(h, c) for h, c in zip(headers, rows[0], strict=True) if c]
-        table = format_table(["field", "value"], pairs, right=set())
-    else:
-        table = format_table(headers, rows, right)
-    lines = [
-        f"{report.root}: {len(report.runs)} run(s), {count_statuses(report.runs)}{swept}",
-        "",
-        table,
-        "",
-        *(f"wrote {path}" for path in report.files),
-        *report.notes,
-    ]
-    return "\n".join(lines)

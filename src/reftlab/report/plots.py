@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from reftlab.report.collect import (
+from reftlab.report.types import (
     CURVES_PNG,
     DONE,
     HEATMAP_PNG,
@@ -37,6 +37,12 @@ def pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save(plt, fig, path: Path) -> Path:
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def short_keys(keys: Sequence[str]) -> dict[str, str]:
@@ -105,27 +111,22 @@ def finite_points(records: Sequence[dict], key: str) -> tuple[list[float], list[
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
-def plot_curves(report: Report, out_dir: Path) -> Path | None:
-    """Training reward (moving average) and eval accuracy against step, one line per run."""
-    runs = [run for run in report.runs if run.records]
-    if not runs:
-        report.notes.append("curves skipped: no run has metrics")
-        return None
-    plt = pyplot()
-    longest = max(len(finite_points(r.records, "train/reward_mean")[0]) for r in runs)
-    window = max(1, longest // 20)
-    fig, (ax_reward, ax_eval) = plt.subplots(
-        2, 1, sharex=True, figsize=(10, 7), layout="constrained"
+def curve_style(i: int, run: RunResult, report: Report) -> dict:
+    """The i-th run's line style, marker and legend label, the same in both panels."""
+    return dict(
+        linestyle=LINE_STYLES[i % len(LINE_STYLES)],
+        marker=MARKERS[i % len(MARKERS)],
+        label=run_label(run, report.knobs, many=len(report.runs) > 1),
+        linewidth=1.6,
+        markersize=6,
+        markerfacecolor="white",
     )
+
+
+def draw_run_curves(ax_reward, ax_eval, report: Report, runs: Sequence[RunResult], window: int):
+    """Each run's smoothed reward (markers staggered between runs) and its eval accuracy."""
     for i, run in enumerate(runs):
-        style = dict(
-            linestyle=LINE_STYLES[i % len(LINE_STYLES)],
-            marker=MARKERS[i % len(MARKERS)],
-            label=run_label(run, report.knobs, many=len(report.runs) > 1),
-            linewidth=1.6,
-            markersize=6,
-            markerfacecolor="white",
-        )
+        style = curve_style(i, run, report)
         steps, rewards = finite_points(run.records, "train/reward_mean")
         if steps:
             every = max(1, len(steps) // 8)
@@ -137,7 +138,10 @@ def plot_curves(report: Report, out_dir: Path) -> Path | None:
             )
         steps, accuracies = finite_points(run.records, "eval/accuracy")
         ax_eval.plot(steps, [a * 100 for a in accuracies], **style)
-    boundaries = sorted({start for run in runs for start in stage_starts(run.records)})
+
+
+def mark_stage_starts(ax_reward, ax_eval, boundaries: Sequence[tuple[float, str, str]]) -> None:
+    """A dotted line in both panels where a stage starts, the stage names either side of it."""
     for x, before, after in boundaries:
         for ax in (ax_reward, ax_eval):
             ax.axvline(x, color="0.35", linestyle=(0, (1, 2)), linewidth=1)
@@ -153,6 +157,9 @@ def plot_curves(report: Report, out_dir: Path) -> Path | None:
                 fontsize=8,
                 color="0.25",
             )
+
+
+def label_curve_axes(ax_reward, ax_eval, window: int) -> None:
     smoothing = f", moving average over {window} steps" if window > 1 else ""
     ax_reward.set_title(f"Training reward (train/reward_mean{smoothing})")
     ax_reward.set_ylabel("mean reward")
@@ -170,20 +177,40 @@ def plot_curves(report: Report, out_dir: Path) -> Path | None:
     ax_eval.set_xlabel("global step (dotted lines: a stage starts)")
     for ax in (ax_reward, ax_eval):
         ax.grid(True, color="0.85")
-    # The steps that have something drawn, and the stage boundaries beside them (a long SFT
-    # stage that logs no reward would otherwise squeeze the RL part into a corner).
+
+
+def fit_steps(ax_reward, ax_eval, boundaries: Sequence[tuple[float, str, str]]) -> None:
+    """Limit the step axis to the steps that have something drawn and the stage boundaries
+    beside them (a long SFT stage that logs no reward would otherwise squeeze the RL part into
+    a corner)."""
     xs = [x for ax in (ax_reward, ax_eval) for line in ax.lines for x in line.get_xdata()]
     xs += [x for x, _, _ in boundaries]
     if xs and min(xs) < max(xs):
         pad = 0.02 * (max(xs) - min(xs))
         ax_eval.set_xlim(min(xs) - pad, max(xs) + pad)
+
+
+def plot_curves(report: Report, out_dir: Path) -> Path | None:
+    """Training reward (moving average) and eval accuracy against step, one line per run."""
+    runs = [run for run in report.runs if run.records]
+    if not runs:
+        report.notes.append("curves skipped: no run has metrics")
+        return None
+    plt = pyplot()
+    longest = max(len(finite_points(r.records, "train/reward_mean")[0]) for r in runs)
+    window = max(1, longest // 20)
+    fig, (ax_reward, ax_eval) = plt.subplots(
+        2, 1, sharex=True, figsize=(10, 7), layout="constrained"
+    )
+    draw_run_curves(ax_reward, ax_eval, report, runs, window)
+    boundaries = sorted({start for run in runs for start in stage_starts(run.records)})
+    mark_stage_starts(ax_reward, ax_eval, boundaries)
+    label_curve_axes(ax_reward, ax_eval, window)
+    fit_steps(ax_reward, ax_eval, boundaries)
     handles, labels = ax_eval.get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right upper", title="runs", fontsize=9)
     fig.suptitle(f"{title_of(report)}: training curves", fontweight="bold")
-    path = out_dir / CURVES_PNG
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(plt, fig, out_dir / CURVES_PNG)
 
 
 def ordered_values(values: Sequence[str]) -> list[str]:
@@ -194,12 +221,10 @@ def ordered_values(values: Sequence[str]) -> list[str]:
     return sorted(distinct, key=natural_key)
 
 
-def plot_heatmap(report: Report, done: Sequence[RunResult], knobs: Sequence[str], out_dir: Path):
-    """Test accuracy for each cell of a two-knob grid, the numbers written in the cells."""
-    import numpy as np
-
-    plt = pyplot()
-    x_key, y_key = knobs
+def grid_cells(
+    report: Report, x_key: str, y_key: str
+) -> tuple[list[str], list[str], dict[tuple[int, int], list[RunResult]]]:
+    """The x and y values in order, and the runs in each (row, column) cell of the grid."""
     value = {
         run: (run.knob_values[x_key], run.knob_values[y_key])
         for run in report.runs
@@ -207,65 +232,100 @@ def plot_heatmap(report: Report, done: Sequence[RunResult], knobs: Sequence[str]
     }
     xs = ordered_values([v[0] for v in value.values()])
     ys = ordered_values([v[1] for v in value.values()])
-    grid = np.full((len(ys), len(xs)), np.nan)
-    fig, ax = plt.subplots(figsize=(1.6 * len(xs) + 3, 1.1 * len(ys) + 2.2), layout="constrained")
     cells: dict[tuple[int, int], list[RunResult]] = {}
     for run, (x, y) in value.items():
         cells.setdefault((ys.index(y), xs.index(x)), []).append(run)
+    return xs, ys, cells
+
+
+def mean_accuracy_grid(cells: dict, done: Sequence[RunResult], shape: tuple[int, int]):
+    """Test accuracy (%) per cell, the mean of its finished runs; NaN where none finished."""
+    import numpy as np
+
+    grid = np.full(shape, np.nan)
     for (row, col), members in cells.items():
         finished = [r for r in members if r in done]
         if finished:
             grid[row, col] = 100 * sum(r.test_accuracy for r in finished) / len(finished)
-    cmap = plt.colormaps["viridis"].copy()
-    cmap.set_bad("white")
-    image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, origin="lower", aspect="auto")
+    return grid
+
+
+def mark_unfinished_cell(plt, ax, row: int, col: int, members: Sequence[RunResult]) -> None:
+    """A hatched cell that names its runs' statuses (no finished run to average)."""
+    ax.add_patch(
+        plt.Rectangle(
+            (col - 0.5, row - 0.5),
+            1,
+            1,
+            fill=False,
+            hatch="//",
+            edgecolor="0.6",
+            linewidth=0,
+        )
+    )
+    ax.text(
+        col,
+        row,
+        "/".join(sorted({r.status for r in members})),
+        ha="center",
+        va="center",
+        fontsize=10,
+        color="black",
+        bbox=dict(facecolor="white", edgecolor="none"),
+    )
+
+
+def cell_text(accuracy: float, finished: Sequence[RunResult]) -> str:
+    """`42.0%`, with how many runs it is the mean of and their mean warm-up accuracy."""
+    text = f"{accuracy:.1f}%"
+    if len(finished) > 1:
+        text += f"\n(mean of {len(finished)})"
+    warmups = [
+        r.accuracies["warmup_test_accuracy"]
+        for r in finished
+        if "warmup_test_accuracy" in r.accuracies
+    ]
+    if warmups:
+        text += f"\nwarm-up {100 * sum(warmups) / len(warmups):.1f}%"
+    return text
+
+
+def write_cell_values(plt, ax, grid, cells: dict, done: Sequence[RunResult]) -> None:
+    """Each cell's numbers in it, in black on light cells and white on dark ones."""
+    import numpy as np
+
     low, high = np.nanmin(grid), np.nanmax(grid)
     for (row, col), members in cells.items():
         finished = [r for r in members if r in done]
         if not finished:
-            ax.add_patch(
-                plt.Rectangle(
-                    (col - 0.5, row - 0.5),
-                    1,
-                    1,
-                    fill=False,
-                    hatch="//",
-                    edgecolor="0.6",
-                    linewidth=0,
-                )
-            )
-            ax.text(
-                col,
-                row,
-                "/".join(sorted({r.status for r in members})),
-                ha="center",
-                va="center",
-                fontsize=10,
-                color="black",
-                bbox=dict(facecolor="white", edgecolor="none"),
-            )
+            mark_unfinished_cell(plt, ax, row, col, members)
             continue
-        text = f"{grid[row, col]:.1f}%"
-        if len(finished) > 1:
-            text += f"\n(mean of {len(finished)})"
-        warmups = [
-            r.accuracies["warmup_test_accuracy"]
-            for r in finished
-            if "warmup_test_accuracy" in r.accuracies
-        ]
-        if warmups:
-            text += f"\nwarm-up {100 * sum(warmups) / len(warmups):.1f}%"
         shade = (grid[row, col] - low) / (high - low) if high > low else 0.5
         ax.text(
             col,
             row,
-            text,
+            cell_text(grid[row, col], finished),
             ha="center",
             va="center",
             fontsize=10,
             color="black" if shade > 0.55 else "white",
             fontweight="bold",
         )
+
+
+def plot_heatmap(report: Report, done: Sequence[RunResult], knobs: Sequence[str], out_dir: Path):
+    """Test accuracy for each cell of a two-knob grid, the numbers written in the cells."""
+    import numpy as np
+
+    plt = pyplot()
+    x_key, y_key = knobs
+    xs, ys, cells = grid_cells(report, x_key, y_key)
+    grid = mean_accuracy_grid(cells, done, (len(ys), len(xs)))
+    fig, ax = plt.subplots(figsize=(1.6 * len(xs) + 3, 1.1 * len(ys) + 2.2), layout="constrained")
+    cmap = plt.colormaps["viridis"].copy()
+    cmap.set_bad("white")
+    image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, origin="lower", aspect="auto")
+    write_cell_values(plt, ax, grid, cells, done)
     names = short_keys(knobs)
     ax.set_xticks(range(len(xs)), xs)
     ax.set_yticks(range(len(ys)), ys)
@@ -273,10 +333,7 @@ def plot_heatmap(report: Report, done: Sequence[RunResult], knobs: Sequence[str]
     ax.set_ylabel(y_key)
     ax.set_title(f"{title_of(report)}: test accuracy (%) by {names[x_key]} and {names[y_key]}")
     fig.colorbar(image, ax=ax, label="test accuracy (%)")
-    path = out_dir / HEATMAP_PNG
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(plt, fig, out_dir / HEATMAP_PNG)
 
 
 # The two series of the per-knob panels: (legend name, summary key, horizontal offset of the
@@ -284,23 +341,74 @@ def plot_heatmap(report: Report, done: Sequence[RunResult], knobs: Sequence[str]
 ACCURACY_SERIES = (("test", "test_accuracy", -0.07), ("warm-up", "warmup_test_accuracy", 0.07))
 
 
+def draw_shared_warmup(ax, warmup: float) -> None:
+    """One warm-up for all runs (reused): a reference line, not a series."""
+    ax.axhline(100 * warmup, color="0.35", linestyle="--", linewidth=1.2)
+    ax.annotate(
+        f"warm-up {100 * warmup:.1f}%",
+        (0.01, 100 * warmup),
+        xycoords=("axes fraction", "data"),
+        textcoords="offset points",
+        xytext=(0, 3),
+        fontsize=8,
+        color="0.25",
+    )
+
+
+def means_per_value(points: Sequence[tuple[int, float]], n_values: int) -> list[tuple[int, float]]:
+    """(x, mean y) for each x position that has points."""
+    return [
+        (x, sum(ys) / len(ys))
+        for x in range(n_values)
+        if (ys := [y for px, y in points if px == x])
+    ]
+
+
+def draw_series(ax, s: int, label: str, offset: float, points, means) -> None:
+    """Series ``s``: each run as a hollow point where a value has several, the means as a line."""
+    spread = len(points) > len(means)  # some value has several runs: show each
+    if spread:
+        ax.plot(
+            [x + offset for x, _ in points],
+            [y for _, y in points],
+            linestyle="none",
+            marker=MARKERS[s],
+            markerfacecolor="none",
+            color="0.5",
+            markersize=7,
+            label=f"{label}: one run",
+        )
+    ax.plot(
+        [x for x, _ in means],
+        [y for _, y in means],
+        linestyle=LINE_STYLES[s],
+        marker=MARKERS[s],
+        color="black" if s == 0 else "0.35",
+        markersize=8,
+        linewidth=2 if s == 0 else 1.4,
+        label=f"{label}: mean" if spread else label,
+    )
+    for x, y in means:  # test above-right of its point, warm-up below-right
+        ax.annotate(
+            f"{y:.1f}%",
+            (x, y),
+            textcoords="offset points",
+            xytext=(9, 4 if s == 0 else -4),
+            va="bottom" if s == 0 else "top",
+            fontsize=9,
+            fontweight="bold" if s == 0 else "normal",
+            bbox=dict(facecolor="white", edgecolor="none", alpha=0.8, pad=1),
+        )
+
+
 def draw_knob_panel(ax, done: Sequence[RunResult], knob: str) -> None:
     """Accuracy against one knob's values, evenly spaced in order (like the heat map's axes)."""
     values = ordered_values([r.knob_values[knob] for r in done])
     warmups = {r.accuracies.get("warmup_test_accuracy") for r in done} - {None}
     series = ACCURACY_SERIES
-    if len(warmups) == 1:  # one warm-up for all runs (reused): a reference line, not a series
+    if len(warmups) == 1:
         (warmup,) = warmups
-        ax.axhline(100 * warmup, color="0.35", linestyle="--", linewidth=1.2)
-        ax.annotate(
-            f"warm-up {100 * warmup:.1f}%",
-            (0.01, 100 * warmup),
-            xycoords=("axes fraction", "data"),
-            textcoords="offset points",
-            xytext=(0, 3),
-            fontsize=8,
-            color="0.25",
-        )
+        draw_shared_warmup(ax, warmup)
         series = ACCURACY_SERIES[:1]
     for s, (label, key, offset) in enumerate(series):
         points = [
@@ -308,46 +416,8 @@ def draw_knob_panel(ax, done: Sequence[RunResult], knob: str) -> None:
             for r in done
             if key in r.accuracies
         ]
-        if not points:
-            continue
-        means = [
-            (x, sum(ys) / len(ys))
-            for x in range(len(values))
-            if (ys := [y for px, y in points if px == x])
-        ]
-        spread = len(points) > len(means)  # some value has several runs: show each
-        if spread:
-            ax.plot(
-                [x + offset for x, _ in points],
-                [y for _, y in points],
-                linestyle="none",
-                marker=MARKERS[s],
-                markerfacecolor="none",
-                color="0.5",
-                markersize=7,
-                label=f"{label}: one run",
-            )
-        ax.plot(
-            [x for x, _ in means],
-            [y for _, y in means],
-            linestyle=LINE_STYLES[s],
-            marker=MARKERS[s],
-            color="black" if s == 0 else "0.35",
-            markersize=8,
-            linewidth=2 if s == 0 else 1.4,
-            label=f"{label}: mean" if spread else label,
-        )
-        for x, y in means:  # test above-right of its point, warm-up below-right
-            ax.annotate(
-                f"{y:.1f}%",
-                (x, y),
-                textcoords="offset points",
-                xytext=(9, 4 if s == 0 else -4),
-                va="bottom" if s == 0 else "top",
-                fontsize=9,
-                fontweight="bold" if s == 0 else "normal",
-                bbox=dict(facecolor="white", edgecolor="none", alpha=0.8, pad=1),
-            )
+        if points:
+            draw_series(ax, s, label, offset, points, means_per_value(points, len(values)))
     ax.set_xticks(range(len(values)), values)
     ax.set_xlim(-0.5, len(values) - 0.5)
     ax.set_xlabel(knob)
@@ -375,10 +445,7 @@ def plot_by_knob(report: Report, done: Sequence[RunResult], knobs: Sequence[str]
     ncols = len(labels) if columns > 1 else 2
     fig.legend(handles, labels, loc="outside lower center", ncols=ncols, fontsize=9)
     fig.suptitle(f"{title_of(report)}: final test accuracy", fontweight="bold")
-    path = out_dir / KNOBS_PNG
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(plt, fig, out_dir / KNOBS_PNG)
 
 
 def plot_accuracy(report: Report, out_dir: Path) -> Path | None:

@@ -12,7 +12,6 @@ from reftlab.rewards.programs import extract_program
 from reftlab.rewards.score import (
     DEFAULT_PARTIAL_REWARD,
     Score,
-    score_completions,
     score_natural,
     score_program,
 )
@@ -34,7 +33,6 @@ __all__ = [
     "numbers_match",
     "option_value",
     "parse_number",
-    "score_completions",
     "score_natural",
     "score_program",
 ]

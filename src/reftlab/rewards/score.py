@@ -33,12 +33,10 @@ from reftlab.rewards.numbers import (
     numbers_match,
     parse_number,
 )
-from reftlab.rewards.programs import extract_program
-from reftlab.sandbox.result import OK, ExecResult, RunPrograms
+from reftlab.sandbox.result import OK, ExecResult
 
 DEFAULT_PARTIAL_REWARD = 0.1
 NATURAL, PROGRAM = "natural", "program"
-COT_KINDS = (NATURAL, PROGRAM)
 
 
 @dataclass(frozen=True)
@@ -183,57 +181,3 @@ def read_returned_number(value: str) -> WrittenNumber | None:
         return None
     number, start, end = first
     return number if text[:start].strip() in ("", "$") and not text[end:].strip() else None
-
-
-def score_completions(
-    completions: Sequence[str],
-    examples: Sequence[Example],
-    *,
-    cot: str,
-    run_programs: RunPrograms | None = None,
-    partial_reward: float = DEFAULT_PARTIAL_REWARD,
-    markers: Sequence[str] = DEFAULT_MARKERS,
-    fallback: str = LAST_NUMBER,
-    rel_tol: float = DEFAULT_REL_TOL,
-    abs_tol: float = DEFAULT_ABS_TOL,
-    rounding: bool = True,
-    option_rel_tol: float = DEFAULT_OPTION_REL_TOL,
-) -> list[Score]:
-    """Score a batch: ``completions[i]`` answers ``examples[i]``.
-
-    ``cot="natural"`` extracts answers from text. ``cot="program"`` cuts each completion down
-    to its ``def solution():`` program (``extract_program``) and runs them all in one call to
-    ``run_programs`` (e.g. a ``SandboxPool``). The completion must hold the whole program: when
-    the prompt already wrote ``def solution():``, prepend it before scoring.
-    """
-    if len(completions) != len(examples):
-        raise ValueError(f"{len(completions)} completions for {len(examples)} examples")
-    tolerances = {"rel_tol": rel_tol, "abs_tol": abs_tol, "rounding": rounding}
-    if cot == NATURAL:
-        return [
-            score_natural(
-                completion,
-                example,
-                partial_reward=partial_reward,
-                markers=markers,
-                fallback=fallback,
-                option_rel_tol=option_rel_tol,
-                **tolerances,
-            )
-            for completion, example in zip(completions, examples, strict=True)
-        ]
-    if cot == PROGRAM:
-        if run_programs is None:
-            raise ValueError("cot='program' needs run_programs (e.g. a SandboxPool)")
-        results = run_programs([extract_program(completion) for completion in completions])
-        return [
-            score_program(
-                result,
-                example,
-                partial_reward=partial_reward,
-                option_rel_tol=option_rel_tol,
-                **tolerances,
-            )
-            for result, example in zip(results, examples, strict=True)
-        ]
-    raise ValueError(f"unknown cot {cot!r}; known: {', '.join(COT_KINDS)}")

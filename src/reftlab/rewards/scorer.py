@@ -1,4 +1,4 @@
-"""The reward of a run: the `cot` and `method.reward_shape` config applied to `reftlab.rewards`.
+"""The reward of a run: one object that scores completions, built from the `cot` settings.
 
 N-CoT completions are scored in-process; P-CoT completions are programs, run in a batch by the
 sandbox pool (created on first use, closed with the scorer).
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from reftlab.config import RunConfig
 from reftlab.data import Example
 from reftlab.rewards.numbers import parse_number
 from reftlab.rewards.programs import extract_program
@@ -90,9 +89,3 @@ class Scorer:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def make_scorer(run: RunConfig) -> Scorer:
-    m, c = run.method, run.cot
-    partial = m.partial_reward if m.reward_shape == "partial" else 0.0
-    return Scorer(c.name, partial, c.answer_markers, c.answer_fallback, c.program_timeout_s)

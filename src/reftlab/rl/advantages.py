@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from reftlab.rl.masked import masked_sum, zero_masked
+from reftlab.rl.registry import ADVANTAGE_ESTIMATORS, lookup
 
 # Added to a group's standard deviation so a group whose rollouts all score the same gets
 # advantage 0 instead of 0 / 0.
@@ -74,39 +75,6 @@ def gae_loop(
         next_value = torch.where(real, values[:, t], next_value)
         advantages_reversed.append(torch.where(real, gae, torch.zeros_like(gae)))
     advantages = torch.stack(advantages_reversed[::-1], dim=-1)
-    returns = zero_masked(advantages + values, mask)
-    return advantages, returns
-
-
-def gae_vectorized(
-    rewards: Tensor, values: Tensor, response_mask: Tensor, gamma: float, lam: float
-) -> tuple[Tensor, Tensor]:
-    """GAE as ``gae_loop`` computes it, without a Python loop over time.
-
-    Real tokens are first packed to the left of each row (a stable sort, so their order is
-    kept); then ``A = delta @ D^T`` with the discount matrix ``D[t, k] = (gamma * lam)^(k - t)``
-    for ``k >= t`` and 0 otherwise, and the result is scattered back. Memory is O(T^2); tests
-    use it to check the loop, which the ``gae`` estimator uses.
-    """
-    mask = response_mask.bool()
-    length = mask.shape[-1]
-    order = torch.argsort((~mask).to(torch.int8), dim=-1, stable=True)
-    packed_rewards = rewards.gather(-1, order)
-    packed_values = values.gather(-1, order)
-    positions = torch.arange(length, device=mask.device)
-    packed_mask = positions < mask.sum(dim=-1, keepdim=True)
-
-    packed_values = zero_masked(packed_values, packed_mask)
-    next_values = torch.nn.functional.pad(packed_values[:, 1:], (0, 1))
-    deltas = zero_masked(packed_rewards + gamma * next_values - packed_values, packed_mask)
-
-    steps_ahead = positions.unsqueeze(0) - positions.unsqueeze(1)  # [t, k] = k - t
-    powers = (gamma * lam) ** steps_ahead.clamp(min=0).to(rewards.dtype)
-    discount = torch.where(steps_ahead >= 0, powers, 0.0)
-    packed_advantages = deltas @ discount.T
-
-    advantages = torch.zeros_like(rewards).scatter(-1, order, packed_advantages)
-    advantages = zero_masked(advantages, mask)
     returns = zero_masked(advantages + values, mask)
     return advantages, returns
 
@@ -230,20 +198,7 @@ def estimate_rloo(
     return _broadcast(advantages, response_mask), _broadcast(seq_rewards, response_mask)
 
 
-# Keyed by the names the YAML uses (``method.advantage``).
-ADVANTAGE_ESTIMATORS: dict[str, AdvantageEstimator] = {
-    "gae": estimate_gae,
-    "none": estimate_none,
-    "batch_mean": estimate_batch_mean,
-    "group_norm": estimate_group_norm,
-    "rloo": estimate_rloo,
-}
-
-
 def get_advantage_estimator(name: str) -> AdvantageEstimator:
-    """The estimator registered as ``name``; a ValueError lists the known names otherwise."""
-    try:
-        return ADVANTAGE_ESTIMATORS[name]
-    except KeyError:
-        known = ", ".join(sorted(ADVANTAGE_ESTIMATORS))
-        raise ValueError(f"unknown advantage estimator {name!r}; known: {known}") from None
+    """The estimator registered as ``name`` in `reftlab.rl.registry`; a ValueError lists the
+    known names otherwise."""
+    return lookup(ADVANTAGE_ESTIMATORS, "advantage estimator", name).load()

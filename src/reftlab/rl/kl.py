@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from reftlab.rl.masked import last_token_index, zero_masked
+from reftlab.rl.registry import KL_ESTIMATORS, lookup
 
 
 class KLEstimator(Protocol):
@@ -41,17 +42,10 @@ def kl_k3(logprobs: Tensor, ref_logprobs: Tensor) -> Tensor:
     return torch.exp(log_ratio) - log_ratio - 1
 
 
-# Keyed by the names the YAML uses (``method.kl_estimator``).
-KL_ESTIMATORS: dict[str, KLEstimator] = {"k1": kl_k1, "k2": kl_k2, "k3": kl_k3}
-
-
 def get_kl_estimator(name: str) -> KLEstimator:
-    """The KL estimator registered as ``name``; a ValueError lists the known names otherwise."""
-    try:
-        return KL_ESTIMATORS[name]
-    except KeyError:
-        known = ", ".join(sorted(KL_ESTIMATORS))
-        raise ValueError(f"unknown KL estimator {name!r}; known: {known}") from None
+    """The KL estimator registered as ``name`` in `reftlab.rl.registry`; a ValueError lists the
+    known names otherwise."""
+    return lookup(KL_ESTIMATORS, "KL estimator", name).load()
 
 
 def kl_penalized_rewards(

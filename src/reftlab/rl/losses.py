@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from reftlab.rl.masked import count_tokens, masked_mean, masked_var, zero_masked
+from reftlab.rl.registry import POLICY_LOSSES, lookup
 
 LOSS_AGGREGATIONS = ("token_mean", "seq_mean")
 
@@ -136,17 +137,10 @@ class PolicyLoss(Protocol):
     ) -> tuple[Tensor, dict[str, Tensor]]: ...
 
 
-# Keyed by the names the YAML uses (``method.policy_loss``).
-POLICY_LOSSES: dict[str, PolicyLoss] = {"ppo_clip": ppo_policy_loss, "pg": pg_policy_loss}
-
-
 def get_policy_loss(name: str) -> PolicyLoss:
-    """The policy loss registered as ``name``; a ValueError lists the known names otherwise."""
-    try:
-        return POLICY_LOSSES[name]
-    except KeyError:
-        known = ", ".join(sorted(POLICY_LOSSES))
-        raise ValueError(f"unknown policy loss {name!r}; known: {known}") from None
+    """The policy loss registered as ``name`` in `reftlab.rl.registry`; a ValueError lists the
+    known names otherwise."""
+    return lookup(POLICY_LOSSES, "policy loss", name).load()
 
 
 def value_loss(

@@ -48,7 +48,7 @@ def _cycle_shuffled(ids: Sequence[str], count: int, rng: random.Random) -> list[
     return out
 
 
-def plan_pool(
+def draw_pool(
     problem_ids: Sequence[str],
     hard_ids: Sequence[str],
     size: int,

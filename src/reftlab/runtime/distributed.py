@@ -173,6 +173,19 @@ def shard_bounds(n: int, shards: int) -> list[tuple[int, int]]:
     return bounds
 
 
+def shard_part(n_items: int, shard: int, n_shards: int) -> tuple[slice, float]:
+    """The items of shard `shard` of `n_items` and its weight (1.0).
+
+    A shard with no items (fewer items than shards) still has to run a forward and backward
+    pass, or the processes' gradient all-reduces fall out of step: it takes item 0 with weight
+    0, which adds nothing to the gradient.
+    """
+    start, end = shard_bounds(n_items, n_shards)[shard]
+    if start == end:
+        return slice(0, 1), 0.0
+    return slice(start, end), 1.0
+
+
 def local_shards(world: World, grad_accum: int) -> range:
     """The global indices of the shards this process handles."""
     return range(world.rank * grad_accum, (world.rank + 1) * grad_accum)

@@ -17,11 +17,11 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from reftlab.data import Example
-from reftlab.stages.reward_model import pick_top
 from reftlab.rewards import check_choice_hacking
-from reftlab.stages.rollout import generate
-from reftlab.sandbox.result import ExecResult
 from reftlab.rewards.scorer import Scorer
+from reftlab.sandbox.result import ExecResult
+from reftlab.stages.reward_model import pick_top
+from reftlab.stages.rollout import generate
 
 # rerank(prompts, completions) -> one score per completion, higher is better.
 Reranker = Callable[[Sequence[str], Sequence[str]], list[float]]
@@ -212,6 +212,28 @@ def summarise_predictions(
     return metrics
 
 
+def add_sample_fields(
+    records: list[dict],
+    chunk: Sequence[Example],
+    prompts: Sequence[str],
+    texts: Sequence[str],
+    scorer: Scorer,
+    rerank: Reranker | None,
+) -> None:
+    """Add to each question's record its k samples' votes and pass@k (and reranking), from
+    `texts`, k samples per question in order."""
+    samples = len(texts) // len(chunk)
+    flat_scores = scorer.score(texts, [e for e in chunk for _ in range(samples)])
+    rm_scores = (
+        rerank([p for p in prompts for _ in range(samples)], texts) if rerank is not None else None
+    )
+    for i, record in enumerate(records):
+        rows = slice(i * samples, (i + 1) * samples)
+        record.update(sample_fields(chunk[i], texts[rows], flat_scores[rows], scorer))
+        if rm_scores is not None:
+            record.update(rerank_fields(rm_scores[rows], record["sample_correct"]))
+
+
 def predict(
     model,
     tokenizer,
@@ -253,7 +275,7 @@ def predict(
             for e, text, score in zip(chunk, greedy.texts, greedy_scores, strict=True)
         ]
         if samples > 1:
-            batch = generate(
+            sampled = generate(
                 model,
                 tokenizer,
                 prompts,
@@ -263,17 +285,7 @@ def predict(
                 num_return_sequences=samples,
                 seed=seed + first_index + start,
             )
-            flat_scores = scorer.score(batch.texts, [e for e in chunk for _ in range(samples)])
-            rm_scores = (
-                rerank([p for p in prompts for _ in range(samples)], batch.texts)
-                if rerank is not None
-                else None
-            )
-            for i, record in enumerate(batch_records):
-                rows = slice(i * samples, (i + 1) * samples)
-                record.update(sample_fields(chunk[i], batch.texts[rows], flat_scores[rows], scorer))
-                if rm_scores is not None:
-                    record.update(rerank_fields(rm_scores[rows], record["sample_correct"]))
+            add_sample_fields(batch_records, chunk, prompts, sampled.texts, scorer, rerank)
         records += batch_records
         bar.update(len(chunk))
         bar.set_postfix(acc=f"{sum(r['correct'] for r in records) / len(records):.3f}")

@@ -33,8 +33,8 @@ import torch
 
 from reftlab.data import DataError, Example
 from reftlab.data.traces import read_trace_file, select_targets, write_trace_file
-from reftlab.rl.prefix import cut_trace, draw_fraction, plan_pool
 from reftlab.rewards.scorer import Scorer
+from reftlab.rl.prefix import cut_trace, draw_fraction, draw_pool
 from reftlab.stages.sampling import SamplingSettings, sample_solutions
 
 
@@ -125,8 +125,8 @@ def build_pool(
     rng = random.Random(seed)
     by_id = {e.id: e for e in examples}
     items, prefixes = [], {}
-    plan = plan_pool([e.id for e in examples], sorted(traces), size, plain_fraction, rng)
-    for k, (problem_id, prefixed) in enumerate(plan):
+    drawn = draw_pool([e.id for e in examples], sorted(traces), size, plain_fraction, rng)
+    for k, (problem_id, prefixed) in enumerate(drawn):
         example = by_id[problem_id]
         if not prefixed:
             items.append(example)

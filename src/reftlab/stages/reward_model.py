@@ -25,10 +25,12 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from reftlab.data import Example
 from reftlab.models.pretrained import resolve_dtype
-from reftlab.stages.rollout import generate
-from reftlab.runtime.context import RunContext
 from reftlab.rewards.scorer import Scorer
-from reftlab.stages.sft import encode_pairs, epoch_order, linear_schedule
+from reftlab.runtime.context import RunContext
+from reftlab.runtime.loop import Shown, TrainingLoop, linear_schedule
+from reftlab.runtime.trainer_state import grad_norm_value
+from reftlab.stages.batches import encode_pairs, epoch_position, step_rows
+from reftlab.stages.rollout import generate
 
 REWARD_HEAD_FILE = "reward_head.pt"
 
@@ -75,7 +77,7 @@ def collate_candidates(
 ) -> dict[str, torch.Tensor]:
     """Right-padded ``input_ids``, ``attention_mask`` ``(B, T)`` and ``last_index`` ``(B,)``.
 
-    ``encoded`` holds (ids, prompt length) pairs as :func:`reftlab.stages.sft.encode_pairs`
+    ``encoded`` holds (ids, prompt length) pairs as :func:`reftlab.stages.batches.encode_pairs`
     returns them; ``last_index`` is each row's last real token, where the score is read.
     """
     width = max(len(ids) for ids, _ in encoded)
@@ -244,20 +246,9 @@ def sample_labelled(
     return out
 
 
-def train_reward_model(
-    model: RewardModel,
-    tokenizer,
-    samples: LabelledSamples,
-    s: RewardModelSettings,
-    ctx: RunContext,
-    accelerator,
-) -> dict[str, float]:
-    """Train ``model`` in place with class-weighted BCE; returns a summary of the training data
-    and of the last epoch (``reward_model/*``)."""
-    n = len(samples.labels)
-    if n == 0:
-        raise ValueError("no labelled samples to train the reward model on")
-    positives = sum(samples.labels)
+def warn_if_one_class(labels: Sequence[bool]) -> None:
+    """Say so when every sampled solution is right (or every one wrong): nothing to learn."""
+    n, positives = len(labels), sum(labels)
     if positives in (0, n):
         kind = "right" if positives else "wrong"
         print(
@@ -265,6 +256,31 @@ def train_reward_model(
             "to tell right from wrong, so reranking will be close to arbitrary",
             flush=True,
         )
+
+
+def weighted_bce(scores: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor):
+    """The class-weighted BCE of scores ``(B,)`` (logits) against 0/1 ``labels`` ``(B,)``."""
+    per_sample = nn.functional.binary_cross_entropy_with_logits(
+        scores.float(), labels, reduction="none"
+    )
+    return (per_sample * weights.to(per_sample.device)).mean()
+
+
+def train_reward_model(
+    model: RewardModel,
+    tokenizer,
+    samples: LabelledSamples,
+    s: RewardModelSettings,
+    ctx: RunContext,
+    accelerator,
+    stage: str = "reward_model",
+) -> dict[str, float]:
+    """Train ``model`` in place with class-weighted BCE; returns a summary of the training data
+    and of the last epoch (``reward_model/*``). Checkpoints and resumes like ``train_sft``."""
+    n = len(samples.labels)
+    if n == 0:
+        raise ValueError("no labelled samples to train the reward model on")
+    warn_if_one_class(samples.labels)
     encoded = encode_pairs(tokenizer, samples.prompts, samples.completions, s.max_length)
     weights = torch.tensor(class_weights(samples.labels))
     labels = torch.tensor(samples.labels, dtype=torch.float32)
@@ -272,55 +288,51 @@ def train_reward_model(
     total_steps = steps_per_epoch * s.epochs
     optimizer = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=0.0)
     scheduler = linear_schedule(optimizer, total_steps, warmup_fraction=0.03)
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    loop = TrainingLoop(stage, ctx, accelerator, model, optimizer, scheduler)
+    # The last epoch's predictions, labels and losses, for the summary (kept in checkpoints).
+    last_epoch: dict[str, list] = {"predicted": [], "labels": [], "losses": []}
 
-    model.train()
-    last_epoch: tuple[list[bool], list[bool]] = ([], [])
-    losses: list[float] = []
-    bar = tqdm(total=total_steps, desc="reward_model", unit="step", disable=not ctx.is_main)
-    for step in range(total_steps):
-        epoch, index = divmod(step, steps_per_epoch)
-        order = epoch_order(n, s.seed, epoch)
-        rows = order[index * s.batch_size : (index + 1) * s.batch_size]
+    def step(index: int) -> dict[str, float]:
+        rows = step_rows(n, index, s.batch_size, s.seed)
         batch = collate_candidates([encoded[i] for i in rows], _pad_id(tokenizer))
         batch = {k: v.to(accelerator.device) for k, v in batch.items()}
         mb_labels = labels[rows].to(accelerator.device)
         with accelerator.autocast():
-            scores = model(**batch)
-        per_sample = nn.functional.binary_cross_entropy_with_logits(
-            scores.float(), mb_labels, reduction="none"
-        )
-        loss = (per_sample * weights[rows].to(per_sample.device)).mean()
+            scores = loop.model(**batch)
+        loss = weighted_bce(scores, mb_labels, weights[rows])
         accelerator.backward(loss)
-        grad_norm = accelerator.clip_grad_norm_(model.parameters(), s.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-
+        grad_norm = accelerator.clip_grad_norm_(loop.model.parameters(), s.max_grad_norm)
+        loop.optimizer.step()
+        loop.scheduler.step()
+        loop.optimizer.zero_grad(set_to_none=True)
         predicted = (scores.detach() > 0).tolist()
-        if epoch == s.epochs - 1:
-            last_epoch[0].extend(predicted)
-            last_epoch[1].extend(bool(y) for y in mb_labels.tolist())
-            losses.append(loss.item())
-        ctx.global_step += 1
-        metrics = {
+        truth = [bool(y) for y in mb_labels.tolist()]
+        if index >= (s.epochs - 1) * steps_per_epoch:
+            last_epoch["predicted"] += predicted
+            last_epoch["labels"] += truth
+            last_epoch["losses"].append(loss.item())
+        return {
             "train/rm_loss": loss.item(),
-            "train/rm_accuracy": sum(
-                p == bool(y) for p, y in zip(predicted, mb_labels.tolist(), strict=True)
-            )
+            "train/rm_accuracy": sum(p == y for p, y in zip(predicted, truth, strict=True))
             / len(rows),
-            "train/grad_norm": float(grad_norm),
-            "train/lr": scheduler.get_last_lr()[0],
-            "train/epoch": epoch + (index + 1) / steps_per_epoch,
+            "train/grad_norm": grad_norm_value(grad_norm),
+            "train/lr": loop.scheduler.get_last_lr()[0],
+            "train/epoch": epoch_position(index, steps_per_epoch),
         }
-        ctx.log(metrics)
-        bar.set_postfix(loss=f"{metrics['train/rm_loss']:.3f}")
-        bar.update(1)
-    bar.close()
-    model.eval()
+
+    loop.model.train()
+    loop.run(total_steps, step, show=[Shown("loss", "train/rm_loss")], state=last_epoch)
+    return training_summary(samples.labels, last_epoch)
+
+
+def training_summary(labels: Sequence[bool], last_epoch: dict[str, list]) -> dict[str, float]:
+    """The training data's size and positive rate, and the last epoch's loss and accuracy."""
+    losses = last_epoch["losses"]
     return {
-        "reward_model/n_samples": n,
-        "reward_model/positive_rate": positives / n,
+        "reward_model/n_samples": len(labels),
+        "reward_model/positive_rate": sum(labels) / len(labels),
         "reward_model/last_epoch_loss": sum(losses) / len(losses),
-        "reward_model/last_epoch_balanced_accuracy": balanced_accuracy(*last_epoch),
+        "reward_model/last_epoch_balanced_accuracy": balanced_accuracy(
+            last_epoch["predicted"], last_epoch["labels"]
+        ),
     }

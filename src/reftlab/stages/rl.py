@@ -10,7 +10,7 @@ the registries in `reftlab.rl` (see DESIGN.md, "One RL engine, many methods"):
         rewards       = scores at the last token [- kl_coef * KL per token]  (B, T)
         advantages, returns = ADVANTAGES[advantage](rewards, old_values, ...)
         for ppo_epochs, for minibatches:
-            loss = POLICY_LOSSES[policy_loss](...) [+ vf_coef * value_loss] [+ kl_coef * KL]
+            loss = policy_loss(...) [+ vf_coef * value_loss] [+ kl_coef * KL]
 
 With several processes (or grad_accum > 1) each step's questions are split into shards; every
 shard runs the rollout half of the loop on its questions, and the update takes each minibatch
@@ -26,33 +26,28 @@ import contextlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from reftlab.data import Example
 from reftlab.models.value import PolicyWithValue
-from reftlab.rl import (
-    explained_variance,
-    get_advantage_estimator,
-    get_kl_estimator,
-    get_policy_loss,
-    kl_penalized_rewards,
-    masked_mean,
-    value_loss,
-    whiten,
-)
+from reftlab.rewards.scorer import Scorer
+from reftlab.rl.advantages import get_advantage_estimator
+from reftlab.rl.kl import get_kl_estimator, kl_penalized_rewards
+from reftlab.rl.losses import explained_variance, get_policy_loss, value_loss
+from reftlab.rl.masked import masked_mean, whiten
+from reftlab.rl.registry import advantage_spec
+from reftlab.runtime import distributed
+from reftlab.runtime.context import RunContext
+from reftlab.runtime.loop import Shown, TrainingLoop
+from reftlab.runtime.trainer_state import grad_norm_value
+from reftlab.stages.batches import question_batch, step_seed
 from reftlab.stages.rollout import (
     RolloutBatch,
     compute_logprobs,
     compute_logprobs_and_values,
     generate,
 )
-from reftlab.runtime import distributed
-from reftlab.runtime.context import RunContext
-from reftlab.runtime.trainer_state import grad_norm_value, resume_training, save_trainer_state
-from reftlab.rewards.scorer import Scorer
 from reftlab.stages.shards import (
     SINGLE,
     MinibatchPlan,
@@ -60,7 +55,6 @@ from reftlab.stages.shards import (
     WeightedMeans,
     combine_metrics,
     plan_minibatches,
-    shard_part,
     shard_seed,
 )
 
@@ -94,7 +88,8 @@ class RLSettings:
 
     @property
     def uses_values(self) -> bool:
-        return self.advantage == "gae"
+        """Whether the advantage estimator reads a value model's estimates (and trains it)."""
+        return advantage_spec(self.advantage).needs_values
 
     @property
     def single_on_policy_update(self) -> bool:
@@ -122,17 +117,6 @@ def make_optimizer(policy, s: RLSettings) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, weight_decay=0.0)
 
 
-def question_batch(
-    examples: Sequence[Example], step: int, batch_size: int, seed: int
-) -> list[Example]:
-    """The questions of RL step `step`: a fresh permutation every pass over the data."""
-    per_epoch = math.ceil(len(examples) / batch_size)
-    epoch, index = divmod(step, per_epoch)
-    generator = torch.Generator().manual_seed(seed * 7919 + epoch)
-    order = torch.randperm(len(examples), generator=generator).tolist()
-    return [examples[i] for i in order[index * batch_size : (index + 1) * batch_size]]
-
-
 def forward_logprobs(model, batch: RolloutBatch, temperature: float, with_values: bool = False):
     """(logprobs, values or None), both (B, T), of the batch's response tokens."""
     args = (batch.input_ids, batch.attention_mask, batch.response_mask, temperature)
@@ -153,11 +137,6 @@ def select_rows(batch: RolloutBatch, rows: torch.Tensor) -> RolloutBatch:
         texts=[batch.texts[i] for i in picked],
         group_ids=batch.group_ids[rows],
     )
-
-
-def step_seed(seed: int, step: int) -> int:
-    """Sampling and shuffling seed of one step: reproducible, and the same after a resume."""
-    return seed * 1_000_003 + step
 
 
 @dataclass
@@ -185,7 +164,9 @@ def make_experience(
         old_logprobs, old_values = forward_logprobs(
             policy, batch, s.temperature, with_values=s.uses_values
         )
-    needs_ref = s.kl_coef > 0 and ref_model is not None
+    needs_ref = s.kl_coef > 0
+    if needs_ref and ref_model is None:
+        raise ValueError(f"kl_coef={s.kl_coef} needs a reference model; got none")
     ref_logprobs = forward_logprobs(ref_model, batch, s.temperature)[0] if needs_ref else None
 
     if needs_ref and s.kl_penalty == "reward":
@@ -347,7 +328,7 @@ def roll_out_shard(
     n_shards: int,
 ) -> ShardWork:
     """Rollouts, scores and experience of shard `shard` of a step's questions `examples`."""
-    part, weight = shard_part(len(examples), shard, n_shards)
+    part, weight = distributed.shard_part(len(examples), shard, n_shards)
     seed = shard_seed(seed, shard)
     batch = generate(
         accelerator.unwrap_model(policy),
@@ -365,6 +346,29 @@ def roll_out_shard(
     scores = torch.tensor([x.reward for x in scored], dtype=torch.float32)
     exp = make_experience(policy, ref_model, batch, scores, s)
     return ShardWork(exp, scored, rollout_examples, weight, torch.Generator().manual_seed(seed))
+
+
+def rl_metrics(
+    work: Sequence[ShardWork],
+    update: dict[str, float],
+    layout: ShardLayout,
+    extra_metrics: Callable[[list[Example], torch.Tensor], dict[str, float]] | None,
+) -> dict[str, float]:
+    """One step's record: the rollouts' metrics over every shard and process, the update's, and
+    `extra_metrics` of this process's rollouts (all of them with one shard)."""
+    metrics = combine_metrics(
+        [(step_metrics(w.exp, w.scored, {}), w.weight * len(w.scored)) for w in work], layout
+    )
+    metrics.update({f"train/{key}": value for key, value in update.items()})
+    if extra_metrics is not None:
+        real = [w for w in work if w.weight > 0]
+        metrics.update(
+            extra_metrics(
+                [e for w in real for e in w.examples],
+                torch.cat([w.exp.scores for w in real]) if real else torch.zeros(0),
+            )
+        )
+    return metrics
 
 
 def train_rl(
@@ -385,28 +389,16 @@ def train_rl(
     `extra_metrics(rollout_examples, scores)`, if given, adds metrics to each step's record (one
     example per rollout row, scores (B,)); PrefixRL splits the reward by prefixed and plain rows.
     """
-    optimizer = make_optimizer(policy, s)
-    policy, optimizer = accelerator.prepare(policy, optimizer)
-    start = resume_training(ctx, stage, accelerator, policy, optimizer)
-
-    def save(folder: Path) -> None:
-        save_trainer_state(folder, accelerator, policy, optimizer)
-
+    loop = TrainingLoop(stage, ctx, accelerator, policy, make_optimizer(policy, s))
+    policy = loop.model
     world = distributed.current_world()
     layout = ShardLayout(world.size * s.grad_accum, world.size)
     my_shards = distributed.local_shards(world, s.grad_accum)
     k = s.rollouts_per_query
-    metrics: dict[str, float] = {}
-    bar = tqdm(
-        total=s.steps,
-        initial=start,
-        desc=stage,
-        unit="step",
-        dynamic_ncols=True,
-        disable=not ctx.is_main,
-    )
-    for step in range(start, s.steps):
-        examples = question_batch(questions, step, s.batch_size, s.seed)
+
+    def step(index: int) -> dict[str, float]:
+        examples = question_batch(questions, index, s.batch_size, s.seed)
+        seed = step_seed(s.seed, index)
         policy.eval()
         work = [
             roll_out_shard(
@@ -418,7 +410,7 @@ def train_rl(
                 scorer,
                 s,
                 accelerator,
-                step_seed(s.seed, step),
+                seed,
                 shard,
                 layout.n_shards,
             )
@@ -429,28 +421,14 @@ def train_rl(
         plan = plan_minibatches(
             len(examples) * k, (end - first) * k, s.mini_batch_size, layout.n_shards
         )
-        update = update_policy(policy, optimizer, accelerator, work, s, layout=layout, plan=plan)
-        ctx.global_step += 1
-        metrics = combine_metrics(
-            [(step_metrics(w.exp, w.scored, {}), w.weight * len(w.scored)) for w in work], layout
+        update = update_policy(
+            policy, loop.optimizer, accelerator, work, s, layout=layout, plan=plan
         )
-        metrics.update({f"train/{key}": value for key, value in update.items()})
-        if extra_metrics is not None:  # this process's rollouts (all of them with one shard)
-            real = [w for w in work if w.weight > 0]
-            metrics.update(
-                extra_metrics(
-                    [e for w in real for e in w.examples],
-                    torch.cat([w.exp.scores for w in real]) if real else torch.zeros(0),
-                )
-            )
-        ctx.log(metrics)
-        bar.set_postfix(
-            reward=f"{metrics['train/reward_mean']:.3f}",
-            acc=f"{metrics['train/accuracy']:.2f}",
-            kl=f"{metrics['train/kl']:.3f}",
-        )
-        bar.update(1)
-        ctx.step_boundary(stage, step + 1, s.steps, save)
-    bar.close()
-    policy.eval()
-    return metrics
+        return rl_metrics(work, update, layout, extra_metrics)
+
+    show = [
+        Shown("reward", "train/reward_mean"),
+        Shown("acc", "train/accuracy", ".2f"),
+        Shown("kl", "train/kl"),
+    ]
+    return loop.run(s.steps, step, show)

@@ -93,15 +93,7 @@ def generate(
     ``return_logprobs`` also returns the sampling log-probs (for checks; PPO should use
     :func:`compute_logprobs`, which sees the same numerics as the update).
     """
-    if engine not in ENGINES:
-        raise ValueError(f"unknown generation engine {engine!r}; known: {', '.join(ENGINES)}")
-    if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
-    if do_sample and temperature <= 0:
-        raise ValueError(
-            f"temperature must be > 0 for sampling, got {temperature}; "
-            "use do_sample=False for greedy decoding"
-        )
+    _check_generation_args(engine, max_new_tokens, do_sample, temperature)
     lm = unwrap_policy(model)
     sampling = _Sampling(
         max_new_tokens=max_new_tokens,
@@ -115,21 +107,14 @@ def generate(
     )
     query_rows = encode_prompts(tokenizer, prompts)
     prompts_per_chunk = max(1, micro_batch_size // num_return_sequences)
-    responses: list[list[int]] = []
-    logprobs: list[list[float]] = []
+    generate_chunk = _generate_hf if engine == "hf" else _generate_loop
     was_training = lm.training
     lm.eval()
     try:
         with _seeded(seed, lm.device):
-            for start in range(0, len(query_rows), prompts_per_chunk):
-                chunk = query_rows[start : start + prompts_per_chunk]
-                query_ids, query_mask = left_pad(chunk, sampling.pad_token_id)
-                run = _generate_hf if engine == "hf" else _generate_loop
-                chunk_responses, chunk_logprobs = run(
-                    lm, query_ids.to(lm.device), query_mask.to(lm.device), sampling
-                )
-                responses += chunk_responses
-                logprobs += chunk_logprobs
+            responses, logprobs = _generate_in_chunks(
+                lm, query_rows, prompts_per_chunk, sampling, generate_chunk
+            )
     finally:
         lm.train(was_training)
 
@@ -142,6 +127,41 @@ def generate(
         group_ids=group_ids.to(lm.device),
         logprobs=right_pad(logprobs, 0.0)[0].to(lm.device) if return_logprobs else None,
     )
+
+
+def _check_generation_args(
+    engine: str, max_new_tokens: int, do_sample: bool, temperature: float
+) -> None:
+    if engine not in ENGINES:
+        raise ValueError(f"unknown generation engine {engine!r}; known: {', '.join(ENGINES)}")
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+    if do_sample and temperature <= 0:
+        raise ValueError(
+            f"temperature must be > 0 for sampling, got {temperature}; "
+            "use do_sample=False for greedy decoding"
+        )
+
+
+def _generate_in_chunks(
+    lm: PreTrainedModel,
+    query_rows: Sequence[Sequence[int]],
+    prompts_per_chunk: int,
+    sampling: _Sampling,
+    generate_chunk,
+) -> tuple[list[list[int]], list[list[float]]]:
+    """Response token ids (and sampling log-probs) of every prompt, `prompts_per_chunk` at a time."""
+    responses: list[list[int]] = []
+    logprobs: list[list[float]] = []
+    for start in range(0, len(query_rows), prompts_per_chunk):
+        chunk = query_rows[start : start + prompts_per_chunk]
+        query_ids, query_mask = left_pad(chunk, sampling.pad_token_id)
+        chunk_responses, chunk_logprobs = generate_chunk(
+            lm, query_ids.to(lm.device), query_mask.to(lm.device), sampling
+        )
+        responses += chunk_responses
+        logprobs += chunk_logprobs
+    return responses, logprobs
 
 
 def compute_logprobs(

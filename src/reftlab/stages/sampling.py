@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from tqdm.auto import tqdm
 
 from reftlab.data import Example
-from reftlab.stages.rollout import generate
 from reftlab.rewards.scorer import Scorer
+from reftlab.stages.rollout import generate
 
 
 @dataclass(frozen=True)

@@ -21,18 +21,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from reftlab.data import Example
 from reftlab.data.traces import read_trace_file, select_targets, write_trace_file
 from reftlab.models.value import unwrap_policy
-from reftlab.stages.rollout import generate
-from reftlab.runtime.context import RunContext
-from reftlab.runtime.trainer_state import resume_training, save_trainer_state
 from reftlab.rewards.scorer import Scorer
-from reftlab.stages.rl import question_batch, step_seed
+from reftlab.runtime.context import RunContext
+from reftlab.runtime.loop import Shown, TrainingLoop
+from reftlab.stages.batches import (
+    collate,
+    completion_nll,
+    encode_pairs,
+    question_batch,
+    step_seed,
+)
+from reftlab.stages.rollout import generate
 from reftlab.stages.sampling import SamplingSettings, sample_solutions
-from reftlab.stages.sft import collate, completion_nll, encode_pairs
 
 
 def sample_and_filter(
@@ -131,6 +135,26 @@ def nll_steps(
     return {"train/nll_loss": sum(losses) / len(losses), "train/grad_norm": sum(norms) / len(norms)}
 
 
+def kept_pairs(
+    examples: Sequence[Example],
+    texts: list[str],
+    correct: list[bool],
+    k: int,
+    make_prompt: Callable[[Example], str],
+    make_target: Callable[[Example], str],
+    mix_gold: bool,
+) -> tuple[list[str], list[str]]:
+    """(prompts, targets) to learn from: each question's distinct correct samples among its `k`
+    rows of `texts`, plus its gold CoT when `mix_gold`."""
+    prompts, targets = [], []
+    for q, example in enumerate(examples):
+        gold = make_target(example) if mix_gold else None
+        kept = select_targets(texts[q * k : (q + 1) * k], correct[q * k : (q + 1) * k], k, gold)
+        prompts += [make_prompt(example)] * len(kept)
+        targets += kept
+    return prompts, targets
+
+
 def train_online_st(
     policy,
     tokenizer,
@@ -146,24 +170,12 @@ def train_online_st(
     """Run ``s.steps`` online self-training steps, updating ``policy`` in place; return the
     last metrics. Checkpoints and resumes like ``train_rl``."""
     optimizer = torch.optim.AdamW(policy.parameters(), lr=s.lr, weight_decay=0.0)
-    policy, optimizer = accelerator.prepare(policy, optimizer)
-    start = resume_training(ctx, stage, accelerator, policy, optimizer)
-
-    def save(folder: Path) -> None:
-        save_trainer_state(folder, accelerator, policy, optimizer)
-
+    loop = TrainingLoop(stage, ctx, accelerator, policy, optimizer)
+    policy = loop.model
     k = s.rollouts_per_query
-    metrics: dict[str, float] = {}
-    bar = tqdm(
-        total=s.steps,
-        initial=start,
-        desc=stage,
-        unit="step",
-        dynamic_ncols=True,
-        disable=not ctx.is_main,
-    )
-    for step in range(start, s.steps):
-        examples = question_batch(questions, step, s.batch_size, s.seed)
+
+    def step(index: int) -> dict[str, float]:
+        examples = question_batch(questions, index, s.batch_size, s.seed)
         batch = generate(
             unwrap_policy(accelerator.unwrap_model(policy)),
             tokenizer,
@@ -173,38 +185,29 @@ def train_online_st(
             top_p=s.top_p,
             do_sample=True,
             num_return_sequences=k,
-            seed=step_seed(s.seed, step),
+            seed=step_seed(s.seed, index),
         )
         scored = scorer.score(batch.texts, [e for e in examples for _ in range(k)])
-        prompts, targets = [], []
-        for q, example in enumerate(examples):
-            gold = make_target(example) if s.mix_gold else None
-            kept = select_targets(
-                batch.texts[q * k : (q + 1) * k],
-                [x.correct for x in scored[q * k : (q + 1) * k]],
-                k,
-                gold,
-            )
-            prompts += [make_prompt(example)] * len(kept)
-            targets += kept
+        correct = [x.correct for x in scored]
+        prompts, targets = kept_pairs(
+            examples, batch.texts, correct, k, make_prompt, make_target, s.mix_gold
+        )
         metrics = {
-            "train/accuracy": sum(x.correct for x in scored) / len(scored),
+            "train/accuracy": sum(correct) / len(scored),
             "train/reward_mean": sum(x.reward for x in scored) / len(scored),
             "train/kept_samples": len(targets) - (len(examples) if s.mix_gold else 0),
             "train/response_length": batch.response_mask.sum(dim=1).float().mean().item(),
         }
         if targets:  # without gold and with no correct sample there is nothing to learn from
             policy.train()
-            shuffle = torch.Generator().manual_seed(step_seed(s.seed, step))
+            shuffle = torch.Generator().manual_seed(step_seed(s.seed, index))
             metrics.update(
-                nll_steps(policy, optimizer, accelerator, tokenizer, prompts, targets, s, shuffle)
+                nll_steps(
+                    policy, loop.optimizer, accelerator, tokenizer, prompts, targets, s, shuffle
+                )
             )
             policy.eval()
-        ctx.global_step += 1
-        ctx.log(metrics)
-        bar.set_postfix(acc=f"{metrics['train/accuracy']:.2f}", kept=metrics["train/kept_samples"])
-        bar.update(1)
-        ctx.step_boundary(stage, step + 1, s.steps, save)
-    bar.close()
-    policy.eval()
-    return metrics
+        return metrics
+
+    show = [Shown("acc", "train/accuracy", ".2f"), Shown("kept", "train/kept_samples", "d")]
+    return loop.run(s.steps, step, show)

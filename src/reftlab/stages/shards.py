@@ -8,7 +8,8 @@ The PPO minibatch `j` of a step is the union of each shard's `j`-th slice of its
 rows. Its loss is normalised by the response tokens of the whole minibatch (summed over every
 shard and process), so that the summed gradient is that of one token mean over the minibatch,
 as in a single process. A shard with no questions (a step with fewer questions than shards)
-samples the step's first question with weight 0: it still joins every gradient all-reduce.
+samples the step's first question with weight 0 (`distributed.shard_part`): it still joins
+every gradient all-reduce.
 """
 
 from __future__ import annotations
@@ -45,14 +46,6 @@ class MinibatchPlan:
 def shard_seed(step_seed: int, shard: int) -> int:
     """The sampling and shuffling seed of shard `shard` in a step (shard 0: the step's seed)."""
     return step_seed + SHARD_SEED_STRIDE * shard
-
-
-def shard_part(n_items: int, shard: int, n_shards: int) -> tuple[slice, float]:
-    """The items of shard `shard` and its weight; an empty shard gets item 0 with weight 0."""
-    start, end = distributed.shard_bounds(n_items, n_shards)[shard]
-    if start == end:
-        return slice(0, 1), 0.0
-    return slice(start, end), 1.0
 
 
 def plan_minibatches(

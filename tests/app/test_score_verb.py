@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from reftlab.app.cli import main
-from reftlab.app.verbs import default_output
+from reftlab.app.score import default_output
 
 GSM8K_RIGHT = [0, 2, 3, 5, 7, 11, 17, 100, 500, 1318]  # 0-based lines of gsm8k/test.jsonl
 GSM8K_WRONG = [1, 4, 6, 8, 1000]
