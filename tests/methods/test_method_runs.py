@@ -104,7 +104,7 @@ def test_offline_self_training(tmp_path, cache):
         first_losses[restart] = steps[0]["train/sft_loss"]
     # Restarting from the untrained base starts from a far higher loss than from the warm-up.
     assert first_losses["base"] > first_losses["warmup"] + 0.3
-    # The second pass is plain SFT, whose loss falls in tests/engine's SFT run; here its two
+    # The second pass is plain SFT, whose loss falls in tests/stages/test_rl_runs.py's SFT run; here its two
     # logged steps see different pairs, so their losses imply no direction.
 
 

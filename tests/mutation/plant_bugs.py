@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-SELECTION = ["tests/rl", "tests/stages", "tests/engine", "tests/methods"]
+SELECTION = ["tests/rl", "tests/stages", "tests/methods"]
 MARKERS = "not slow and not slurm"
 
 

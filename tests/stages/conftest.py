@@ -5,6 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
+# The tiny model and tokenizer fixtures of the model tests, for the rollout tests here.
+from tests.models.conftest import (  # noqa: F401
+    build_small,
+    corpus,
+    tokenizer,
+    trained_model,
+    trained_pairs,
+)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def one_torch_thread():
