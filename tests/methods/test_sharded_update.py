@@ -24,8 +24,8 @@ from reftlab.stages.shards import (
     ShardLayout,
     WeightedMeans,
     combine_metrics,
-    plan_minibatches,
     shard_seed,
+    split_minibatches,
 )
 
 PROMPTS = [
@@ -81,7 +81,7 @@ def rows_of(exp: Experience, rows: list[int]) -> Experience:
     )
 
 
-def step_gradient(policy, work, settings, layout=SINGLE, plan=None) -> list[torch.Tensor]:
+def step_gradient(policy, work, settings, layout=SINGLE, split=None) -> list[torch.Tensor]:
     optimizer = GradCapture(policy.parameters())
     update_policy(
         policy,
@@ -91,7 +91,7 @@ def step_gradient(policy, work, settings, layout=SINGLE, plan=None) -> list[torc
         settings,
         generator=torch.Generator().manual_seed(0),
         layout=layout,
-        plan=plan,
+        split=split,
     )
     assert len(optimizer.steps) == 1  # one minibatch: the whole step
     return optimizer.steps[0]
@@ -132,9 +132,9 @@ def test_a_placeholder_shard_adds_nothing(method_env, tokenizer, small_model):
         ShardWork(exp, [], [], 1.0, torch.Generator().manual_seed(0)),
         ShardWork(rows_of(exp, [0]), [], [], 0.0, torch.Generator().manual_seed(1)),
     ]
-    # The plan counts real rollouts only (3), as train_rl's does.
-    plan = plan_minibatches(3, 3, settings.mini_batch_size, n_shards=2)
-    padded = step_gradient(small_model, shards, settings, ShardLayout(2, 1), plan)
+    # The split counts real rollouts only (3), as train_rl's does.
+    split = split_minibatches(3, 3, settings.mini_batch_size, n_shards=2)
+    padded = step_gradient(small_model, shards, settings, ShardLayout(2, 1), split)
     for g_whole, g_padded in zip(whole, padded, strict=True):
         torch.testing.assert_close(g_padded, g_whole, rtol=1e-6, atol=1e-8)
 
@@ -148,23 +148,23 @@ def test_shard_parts_and_seeds():
     assert len({shard_seed(1234, i) for i in range(8)}) == 8
 
 
-def test_minibatch_plan_golden():
+def test_minibatch_split_golden():
     # One shard: mini_batch_size rows per minibatch, as the unsharded loop takes them.
-    plan = plan_minibatches(64, 64, 24, 1)
-    assert (plan.count, plan.rows_per_shard) == (3, 24)
+    split = split_minibatches(64, 64, 24, 1)
+    assert (split.count, split.rows_per_shard) == (3, 24)
     # 9 rollouts over 2 shards (5 and 4), minibatches of 8: two minibatches, 4 rows a shard.
-    plan = plan_minibatches(9, 5, 8, 2)
-    assert (plan.count, plan.rows_per_shard) == (2, 4)
+    split = split_minibatches(9, 5, 8, 2)
+    assert (split.count, split.rows_per_shard) == (2, 4)
 
 
 @given(st.integers(1, 200), st.integers(1, 64), st.integers(1, 8))
-def test_minibatch_plan_covers_every_row(rows, mini_batch_size, n_shards):
+def test_minibatch_split_covers_every_row(rows, mini_batch_size, n_shards):
     largest = math.ceil(rows / n_shards)
-    plan = plan_minibatches(rows, largest, mini_batch_size, n_shards)
-    assert plan.count == math.ceil(rows / mini_batch_size)
-    assert plan.count * plan.rows_per_shard >= largest
+    split = split_minibatches(rows, largest, mini_batch_size, n_shards)
+    assert split.count == math.ceil(rows / mini_batch_size)
+    assert split.count * split.rows_per_shard >= largest
     if n_shards == 1:
-        assert plan.rows_per_shard == mini_batch_size or plan.count == 1
+        assert split.rows_per_shard == mini_batch_size or split.count == 1
 
 
 def test_metrics_combine_weighted_and_pass_through_one_shard():

@@ -50,12 +50,12 @@ from reftlab.stages.rollout import (
 )
 from reftlab.stages.shards import (
     SINGLE,
-    MinibatchPlan,
+    MinibatchSplit,
     ShardLayout,
     WeightedMeans,
     combine_metrics,
-    plan_minibatches,
     shard_seed,
+    split_minibatches,
 )
 
 
@@ -227,40 +227,27 @@ def minibatch_loss(
     return loss, mb_stats
 
 
-def update_policy(
-    policy,
-    optimizer,
-    accelerator,
-    work: Experience | Sequence[ShardWork],
-    s: RLSettings,
-    generator: torch.Generator | None = None,
-    layout: ShardLayout = SINGLE,
-    plan: MinibatchPlan | None = None,
-) -> dict[str, float]:
-    """`ppo_epochs` passes of minibatch updates over one step's experience.
-
-    `work` is one Experience (shuffled by `generator`), or this process's shards of the step
-    (`layout` and `plan` say how the step is split). A minibatch's loss is divided by the
-    response tokens of the whole minibatch over every shard and process, times the process
-    count (DDP averages gradients over processes): the gradients add up to one token mean.
-    """
-    if isinstance(work, Experience):
-        work = [ShardWork(work, [], [], 1.0, generator)]
+def shuffled_minibatches(
+    work: Sequence[ShardWork], split: MinibatchSplit, ppo_epochs: int
+) -> tuple[list[list[torch.Tensor]], list[list[list[torch.Tensor]]]]:
+    """Every shuffle first (each shard's generator, epoch by epoch), then the cut:
+    `orders[epoch][shard]` and `minibatches[epoch][j][shard]`, the rows each shard puts into
+    minibatch j."""
     sizes = [w.exp.batch.response_mask.size(0) for w in work]
-    if plan is None:
-        plan = plan_minibatches(sum(sizes), max(sizes), s.mini_batch_size, layout.n_shards)
-    # Every shuffle first (each shard's generator, epoch by epoch): orders[epoch][shard].
     orders = [
         [torch.randperm(n, generator=w.generator) for w, n in zip(work, sizes, strict=True)]
-        for _ in range(s.ppo_epochs)
+        for _ in range(ppo_epochs)
     ]
-    # minibatches[epoch][j][shard]: the rows each shard puts into minibatch j.
-    width = plan.rows_per_shard
+    width = split.rows_per_shard
     minibatches = [
-        [[order[j * width : (j + 1) * width] for order in epoch] for j in range(plan.count)]
+        [[order[j * width : (j + 1) * width] for order in epoch] for j in range(split.count)]
         for epoch in orders
     ]
-    # One all-reduce of every minibatch's response tokens over all shards and processes.
+    return orders, minibatches
+
+
+def minibatch_tokens(work: Sequence[ShardWork], minibatches) -> list[float]:
+    """Each minibatch's response tokens over all shards and processes (one all-reduce)."""
     local_tokens = [
         sum(
             w.weight * w.exp.batch.response_mask[rows].sum().item()
@@ -269,7 +256,33 @@ def update_policy(
         for epoch in minibatches
         for minibatch in epoch
     ]
-    total_tokens = iter(distributed.all_reduce_sum(local_tokens))
+    return distributed.all_reduce_sum(local_tokens)
+
+
+def update_policy(
+    policy,
+    optimizer,
+    accelerator,
+    work: Experience | Sequence[ShardWork],
+    s: RLSettings,
+    generator: torch.Generator | None = None,
+    layout: ShardLayout = SINGLE,
+    split: MinibatchSplit | None = None,
+) -> dict[str, float]:
+    """`ppo_epochs` passes of minibatch updates over one step's experience.
+
+    `work` is one Experience (shuffled by `generator`), or this process's shards of the step
+    (`layout` and `split` say how the step is split). A minibatch's loss is divided by the
+    response tokens of the whole minibatch over every shard and process, times the process
+    count (DDP averages gradients over processes): the gradients add up to one token mean.
+    """
+    if isinstance(work, Experience):
+        work = [ShardWork(work, [], [], 1.0, generator)]
+    if split is None:
+        sizes = [w.exp.batch.response_mask.size(0) for w in work]
+        split = split_minibatches(sum(sizes), max(sizes), s.mini_batch_size, layout.n_shards)
+    orders, minibatches = shuffled_minibatches(work, split, s.ppo_epochs)
+    total_tokens = iter(minibatch_tokens(work, minibatches))
     stats = WeightedMeans()
     for epoch, epoch_minibatches in enumerate(minibatches):
         for minibatch in epoch_minibatches:
@@ -418,11 +431,11 @@ def train_rl(
         ]
         policy.train()
         first, end = distributed.shard_bounds(len(examples), layout.n_shards)[0]
-        plan = plan_minibatches(
+        split = split_minibatches(
             len(examples) * k, (end - first) * k, s.mini_batch_size, layout.n_shards
         )
         update = update_policy(
-            policy, loop.optimizer, accelerator, work, s, layout=layout, plan=plan
+            policy, loop.optimizer, accelerator, work, s, layout=layout, split=split
         )
         return rl_metrics(work, update, layout, extra_metrics)
 

@@ -36,7 +36,7 @@ SINGLE = ShardLayout()
 
 
 @dataclass(frozen=True)
-class MinibatchPlan:
+class MinibatchSplit:
     """Minibatches per PPO epoch, and the rows each shard puts into one minibatch."""
 
     count: int
@@ -48,14 +48,14 @@ def shard_seed(step_seed: int, shard: int) -> int:
     return step_seed + SHARD_SEED_STRIDE * shard
 
 
-def plan_minibatches(
+def split_minibatches(
     global_rows: int, max_shard_rows: int, mini_batch_size: int, n_shards: int
-) -> MinibatchPlan:
+) -> MinibatchSplit:
     """As many minibatches as one process would take for `global_rows` rollouts; each shard's
     slice is big enough to cover its rows (with one shard: exactly `mini_batch_size`)."""
     count = max(1, math.ceil(global_rows / mini_batch_size))
     rows = max(math.ceil(mini_batch_size / n_shards), math.ceil(max_shard_rows / count))
-    return MinibatchPlan(count, rows)
+    return MinibatchSplit(count, rows)
 
 
 def combine_metrics(parts: Sequence[tuple[dict[str, float], float]], layout: ShardLayout):
