@@ -160,11 +160,12 @@ def _submit_time_limited_run_first(time_limited_run):
 
 
 def test_sweep_through_slurm_local_completes_and_shares_the_warmup(slurm_cluster, tmp_path):
-    """Two points that differ only in a knob SFT does not read share one cached SFT stage: the
-    job that gets the cache lock first trains it, the other waits and reuses it."""
+    """Two ReFT points that differ only in the KL coefficient, which the warm-up does not read,
+    share one cached SFT warm-up: the job that gets the cache lock first trains it, the other
+    waits and reuses it."""
     sweep_dir = tmp_path / "sweep"
     result = subprocess.run(
-        reftlab_command(sweep_dir, "method=sft", "budget=smoke", "method.kl_coef=0.01,0.05"),
+        reftlab_command(sweep_dir, "method=reft", "budget=smoke", "method.kl_coef=0.01,0.05"),
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -178,7 +179,7 @@ def test_sweep_through_slurm_local_completes_and_shares_the_warmup(slurm_cluster
     trained = []
     for run_dir in run_dirs:
         summary = json.loads((run_dir / "summary.json").read_text())
-        assert summary["method"] == "sft" and 0.0 <= summary["test_accuracy"] <= 1.0
+        assert summary["method"] == "reft" and 0.0 <= summary["test_accuracy"] <= 1.0
         trained.append(any("train/sft_loss" in r for r in metrics(run_dir)))
     assert sorted(trained) == [False, True]
     assert len(list((tmp_path / "cache" / "stages").glob("sft-*"))) == 1
