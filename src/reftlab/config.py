@@ -21,9 +21,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from reftlab.errors import ReftlabError
 
 COTS = ("natural", "program")
-ANSWER_FALLBACKS = ("last_number", "none")
 KL_PENALTIES = ("reward", "loss")
-VALUE_MODELS = ("head", "separate")
 REWARD_SHAPES = ("partial", "binary")
 MODEL_KINDS = ("tiny", "pretrained")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -155,7 +153,12 @@ class RLNode(OnPolicyNode):
     def check(self) -> None:
         super().check()
         # The registries in `reftlab.rl` are the one list of each kind of name.
-        from reftlab.rl.registry import ADVANTAGE_ESTIMATORS, KL_ESTIMATORS, POLICY_LOSSES
+        from reftlab.rl.registry import (
+            ADVANTAGE_ESTIMATORS,
+            KL_ESTIMATORS,
+            POLICY_LOSSES,
+            VALUE_MODELS,
+        )
 
         one_of(self.advantage, ADVANTAGE_ESTIMATORS, "method.advantage")
         one_of(self.policy_loss, POLICY_LOSSES, "method.policy_loss")
@@ -294,7 +297,9 @@ class CotConfig(Node):
 
     def check(self) -> None:
         one_of(self.name, COTS, "cot")
-        one_of(self.answer_fallback, ANSWER_FALLBACKS, "cot.answer_fallback")
+        from reftlab.rewards.extract import FALLBACKS
+
+        one_of(self.answer_fallback, FALLBACKS, "cot.answer_fallback")
         positive(self.program_timeout_s, "cot.program_timeout_s")
 
 

@@ -15,8 +15,8 @@ from torch import nn
 from transformers import AutoModel, AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
 from reftlab.models.pretrained import resolve_dtype
+from reftlab.rl.registry import VALUE_MODELS
 
-VALUE_MODELS = ("head", "separate")
 VALUE_HEAD_FILE = "value_head.pt"
 VALUE_BACKBONE_DIR = "value_model"
 

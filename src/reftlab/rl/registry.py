@@ -61,6 +61,10 @@ KL_ESTIMATORS: dict[str, Entry] = {
     "k3": Entry("reftlab.rl.kl:kl_k3"),
 }
 
+# ReFT's critic (`method.value_model`): a linear head on the policy's last hidden state, or a
+# separate copy of the backbone with its own head (the paper's ablation); see models/value.py.
+VALUE_MODELS = ("head", "separate")
+
 E = TypeVar("E", bound=Entry)
 
 

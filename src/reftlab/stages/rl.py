@@ -1,7 +1,7 @@
 """The one RL engine: rollouts -> scores -> per-token rewards -> advantages -> loss -> update.
 
 ReFT, the bandit baseline and PrefixRL are this loop with different parts, chosen by name from
-the registries in `reftlab.rl` (see DESIGN.md, "One RL engine, many methods"):
+the registries in `reftlab.rl.registry` (README, "The RL engine"):
 
     for each step:
         rollouts      = sample(policy, prompts, rollouts_per_query)
