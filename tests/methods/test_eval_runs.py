@@ -130,8 +130,8 @@ def test_reward_model_is_reused_by_a_run_with_the_same_warmup(sft_run, tmp_path,
     import torch
 
     from reftlab.app.compose import compose_run
-    from reftlab.methods.env import setup
-    from reftlab.methods.evaluation import WarmupSource, reward_model_folder
+    from reftlab.methods.env import WarmupSource, setup
+    from reftlab.methods.evaluation import reward_model_folder
     from reftlab.methods.warmup import warmup_key
     from reftlab.runtime.context import RunContext
     from reftlab.runtime.tracking import MetricsLogger, read_metrics

@@ -52,6 +52,24 @@ class Env:
         return format_target(example, self.run.cot.name)
 
 
+@dataclass(frozen=True)
+class WarmupSource:
+    """An SFT warm-up checkpoint and the cache key of everything it depends on."""
+
+    key: str
+    folder: Path
+
+
+@dataclass(frozen=True)
+class Warmup:
+    """The warmed-up model, its test metrics, and where its weights are (reranking's reward
+    model is trained from them)."""
+
+    model: torch.nn.Module
+    metrics: dict[str, float]
+    source: WarmupSource
+
+
 def make_accelerator(precision: str, deepspeed: str | None = None):
     """Accelerate for this process: data parallel over the processes the launcher started
     (torchrun, or SLURM tasks; gloo on CPU, NCCL on GPUs), mixed precision, and DeepSpeed ZeRO

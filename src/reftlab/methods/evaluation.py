@@ -6,13 +6,12 @@ as the `reward_model` stage (cached, so runs with the same warm-up share it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from reftlab.data import CHOICE
 from reftlab.errors import ReftlabError
-from reftlab.methods.env import Env, weights_dtype
+from reftlab.methods.env import Env, Warmup, WarmupSource, weights_dtype
 from reftlab.methods.schedule import capped
 from reftlab.models.checkpoints import load_checkpoint
 from reftlab.models.value import unwrap_policy
@@ -29,18 +28,7 @@ from reftlab.stages.reward_model import (
     train_reward_model,
 )
 
-if TYPE_CHECKING:
-    from reftlab.methods.warmup import Warmup
-
 REWARD_MODEL_STAGE = "reward_model"
-
-
-@dataclass(frozen=True)
-class WarmupSource:
-    """An SFT warm-up checkpoint and the cache key of everything it depends on."""
-
-    key: str
-    folder: Path
 
 
 def predictions_file(env: Env, name: str) -> Path:

@@ -10,14 +10,11 @@ an earlier run's reuses that warm-up instead of training it again.
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from reftlab.methods.env import Env, sft_pairs, sft_settings
-from reftlab.methods.evaluation import WarmupSource, evaluate, predictions_file
+from reftlab.methods.env import Env, Warmup, WarmupSource, sft_pairs, sft_settings
+from reftlab.methods.evaluation import evaluate, predictions_file
 from reftlab.models.checkpoints import load_checkpoint, save_checkpoint
 from reftlab.runtime import distributed
 from reftlab.runtime.reuse import cached_stage, stage_key
@@ -25,16 +22,6 @@ from reftlab.stages.sft import train_sft
 
 # The warm-up's per-problem test results, stored beside its cached weights.
 CACHED_PREDICTIONS = "predictions.jsonl"
-
-
-@dataclass(frozen=True)
-class Warmup:
-    """The warmed-up model, its test metrics, and where its weights are (reranking's reward
-    model is trained from them)."""
-
-    model: torch.nn.Module
-    metrics: dict[str, float]
-    source: WarmupSource
 
 
 def warmup_key(env: Env, epochs: int) -> str:
