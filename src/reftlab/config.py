@@ -29,6 +29,8 @@ LOGGERS = ("jsonl", "wandb")
 TRACE_SOURCES = ("rejection", "file")
 OFFPOLICY_USES = ("prefix", "sft")
 RESTARTS = ("base", "warmup")
+ROLLOUT_ENGINES = ("hf", "vllm")
+VLLM_DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 class ConfigError(ReftlabError):
@@ -413,6 +415,54 @@ class EvalConfig(Node):
 
 
 @dataclass
+class VLLMConfig(Node):
+    """The colocated vLLM engine's own knobs (`rollout.engine=vllm`)."""
+
+    dtype: str = "auto"
+    enforce_eager: bool = True
+    gpu_memory_utilization: float = 0.3
+    cpu_kv_cache_gb: float = 1.0
+    max_num_seqs: int = 256
+
+    def check(self) -> None:
+        super().check()
+        one_of(self.dtype, VLLM_DTYPES, "rollout.vllm.dtype")
+        if not 0.0 < self.gpu_memory_utilization < 1.0:
+            raise ConfigError(
+                f"rollout.vllm.gpu_memory_utilization={self.gpu_memory_utilization} must lie "
+                "in (0, 1): the share of GPU memory vLLM may take beside training"
+            )
+        positive(self.cpu_kv_cache_gb, "rollout.vllm.cpu_kv_cache_gb")
+        positive(self.max_num_seqs, "rollout.vllm.max_num_seqs")
+
+
+@dataclass
+class RolloutConfig(Node):
+    """Which engine samples, and how its log-probs may differ from the trainer's."""
+
+    engine: str = "hf"
+    # Truncated importance sampling: weight each token's advantage by
+    # min(pi_trainer / pi_engine, tis_cap); null: off.
+    tis_cap: float | None = None
+    vllm: VLLMConfig = field(default_factory=VLLMConfig)
+
+    def check(self) -> None:
+        super().check()
+        one_of(self.engine, ROLLOUT_ENGINES, "rollout.engine")
+        if self.tis_cap is not None and not self.tis_cap >= 1.0:
+            raise ConfigError(
+                f"rollout.tis_cap={self.tis_cap} must be >= 1 (it caps an importance ratio; "
+                "2 is common), or null to turn the correction off"
+            )
+        if self.tis_cap is not None and self.engine == "hf":
+            raise ConfigError(
+                "rollout.tis_cap corrects the gap between vLLM's sampling log-probs and the "
+                "trainer's; with rollout.engine=hf they are the same model, so drop it"
+            )
+        self.vllm.check()
+
+
+@dataclass
 class LoggerConfig(Node):
     name: str = "jsonl"
     project: str = "reftlab"
@@ -432,6 +482,7 @@ class RunConfig:
     budget: BudgetConfig = MISSING
     logger: LoggerConfig = MISSING
     eval: EvalConfig = field(default_factory=EvalConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
     seed: int = 0
     precision: str = "auto"
     dry_run: bool = False
@@ -463,7 +514,7 @@ def to_run_config(cfg: DictConfig) -> RunConfig:
 
 def validate(run: RunConfig) -> None:
     """Check every node's rules and those that span nodes, before any model or data is loaded."""
-    for node in (run.method, run.cot, run.dataset, run.model, run.eval, run.logger):
+    for node in (run.method, run.cot, run.dataset, run.model, run.eval, run.rollout, run.logger):
         node.check()
     one_of(run.precision, PRECISIONS, "precision")
     if run.grad_accum < 1:

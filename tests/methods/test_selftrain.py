@@ -10,7 +10,6 @@ from reftlab.data import format_prompt, format_target
 from reftlab.data.prompts import NATURAL_TEMPLATE
 from reftlab.data.traces import read_trace_file, select_targets
 from reftlab.rewards.scorer import Scorer
-from reftlab.stages import sampling
 from reftlab.stages.sampling import SamplingSettings
 from reftlab.stages.selftrain import read_pairs, sample_and_filter
 
@@ -53,7 +52,7 @@ def test_sample_and_filter_with_real_scoring(examples, tmp_path, monkeypatch):
         assert num_return_sequences == 4 and kwargs["do_sample"]
         return SimpleNamespace(texts=[canned[p][j] for p in prompts for j in range(4)])
 
-    monkeypatch.setattr(sampling, "generate", fake_generate)
+    engine = SimpleNamespace(name="canned", generate=fake_generate)
     scorer = Scorer("natural", 0.0, ["the answer is", "####"], "none", 2.0)
     settings = SamplingSettings(
         samples=4, temperature=1.0, top_p=1.0, max_new_tokens=8, seed=0, questions_per_batch=2
@@ -70,6 +69,7 @@ def test_sample_and_filter_with_real_scoring(examples, tmp_path, monkeypatch):
         keep_correct=5,
         path=path,
         show_progress=False,
+        engine=engine,
     )
     assert counts == {
         "samples_drawn": 3 * 4,

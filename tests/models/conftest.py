@@ -87,7 +87,11 @@ def trained_model(tokenizer):
 
     Treat as read-only: it is shared by the whole session.
     """
-    model = _build_small(tokenizer, seed=1)
+    return fit_trained_pairs(_build_small(tokenizer, seed=1), tokenizer)
+
+
+def fit_trained_pairs(model, tokenizer):
+    """``model`` overfitted on ``TRAINED_PAIRS`` (answers then EOS), in eval mode."""
     prompts = [tokenizer(prompt)["input_ids"] for prompt, _ in TRAINED_PAIRS]
     answers = [
         tokenizer(answer)["input_ids"] + [tokenizer.eos_token_id] for _, answer in TRAINED_PAIRS

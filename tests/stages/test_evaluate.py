@@ -12,7 +12,6 @@ from types import SimpleNamespace
 
 import pytest
 
-import reftlab.stages.evaluate as evaluate_module
 from reftlab.data import Example
 from reftlab.rewards.scorer import Scorer
 from reftlab.stages.evaluate import evaluate_model
@@ -47,7 +46,9 @@ def prompt_of(example: Example) -> str:
     return example.question
 
 
-def canned_generate(greedy: dict[str, str], samples: dict[str, list[str]], calls: list):
+def canned_engine(greedy: dict[str, str], samples: dict[str, list[str]], calls: list):
+    """A rollout engine that answers each prompt from the tables, and records its calls."""
+
     def generate(
         model, tokenizer, prompts, max_new_tokens, do_sample=True, num_return_sequences=1, **kwargs
     ):
@@ -57,7 +58,7 @@ def canned_generate(greedy: dict[str, str], samples: dict[str, list[str]], calls
         texts = [t for p in prompts for t in samples[p][:num_return_sequences]]
         return SimpleNamespace(texts=texts)
 
-    return generate
+    return SimpleNamespace(name="canned", generate=generate)
 
 
 def canned_rerank(seen: list):
@@ -85,7 +86,7 @@ def read_jsonl(path: Path) -> list[dict]:
 def test_golden_metrics_and_predictions(monkeypatch, tmp_path) -> None:
     calls: list = []
     seen: list = []
-    monkeypatch.setattr(evaluate_module, "generate", canned_generate(GREEDY, SAMPLES, calls))
+    engine = canned_engine(GREEDY, SAMPLES, calls)
     metrics = evaluate_model(
         None,
         None,
@@ -98,6 +99,7 @@ def test_golden_metrics_and_predictions(monkeypatch, tmp_path) -> None:
         rerank=canned_rerank(seen),
         predictions_path=tmp_path / "p.jsonl",
         show_progress=False,
+        engine=engine,
     )
     # greedy right on q1, q3; vote right on q1; some sample right on q1, q2; pick right on q2
     assert metrics == {
@@ -140,7 +142,7 @@ def test_golden_metrics_and_predictions(monkeypatch, tmp_path) -> None:
 
 def test_greedy_only_has_no_sample_fields(monkeypatch) -> None:
     calls: list = []
-    monkeypatch.setattr(evaluate_module, "generate", canned_generate(GREEDY, SAMPLES, calls))
+    engine = canned_engine(GREEDY, SAMPLES, calls)
     metrics = evaluate_model(
         None,
         None,
@@ -150,6 +152,7 @@ def test_greedy_only_has_no_sample_fields(monkeypatch) -> None:
         batch_size=8,
         max_new_tokens=8,
         show_progress=False,
+        engine=engine,
     )
     assert set(metrics) == {"eval/accuracy", "eval/mean_reward", "eval/extracted_rate", "eval/n"}
     assert [c[1] for c in calls] == [False]
@@ -166,7 +169,7 @@ def test_hacking_rate_on_multiple_choice(monkeypatch, tmp_path) -> None:
         "m2": "30 * 29 = 870. The answer is b",  # wrong letter
         "m3": "The answer is c",  # right letter, no value to judge
     }
-    monkeypatch.setattr(evaluate_module, "generate", canned_generate(greedy, {}, []))
+    engine = canned_engine(greedy, {}, [])
     metrics = evaluate_model(
         None,
         None,
@@ -178,6 +181,7 @@ def test_hacking_rate_on_multiple_choice(monkeypatch, tmp_path) -> None:
         check_hacking=True,
         predictions_path=tmp_path / "p.jsonl",
         show_progress=False,
+        engine=engine,
     )
     assert metrics["eval/accuracy"] == 3 / 4
     # 3 right letters, 1 of them computed another option's value: 1 / 3
@@ -200,7 +204,7 @@ def test_hacking_rate_on_programs_reads_the_sandbox_results(monkeypatch) -> None
         "m2": program.format(value=352, letter="d"),  # wrong letter
         "m3": "def solution():\n    return 870\n",  # the value itself: chosen by value
     }
-    monkeypatch.setattr(evaluate_module, "generate", canned_generate(greedy, {}, []))
+    engine = canned_engine(greedy, {}, [])
     with Scorer("program", 0.1, ["the answer is"], "last_number", 2.0, workers=1) as scorer:
         metrics = evaluate_model(
             None,
@@ -212,6 +216,7 @@ def test_hacking_rate_on_programs_reads_the_sandbox_results(monkeypatch) -> None
             max_new_tokens=8,
             check_hacking=True,
             show_progress=False,
+            engine=engine,
         )
     assert metrics["eval/accuracy"] == 3 / 4
     assert metrics["eval/hacking/correct"] == 3

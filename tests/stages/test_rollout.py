@@ -15,7 +15,7 @@ from reftlab.stages.rollout import (
     truncate_at_eos,
 )
 
-ENGINES = ["hf", "loop"]
+DECODERS = ["hf", "loop"]
 
 
 # --- pure helpers ----------------------------------------------------------------------------
@@ -57,11 +57,11 @@ def _prompts(trained_pairs):
     return [prompt for prompt, _ in trained_pairs]
 
 
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("engine", DECODERS)
 def test_greedy_is_deterministic_and_stops_at_eos(trained_model, tokenizer, trained_pairs, engine):
     prompts = _prompts(trained_pairs)
-    batch = generate(trained_model, tokenizer, prompts, 12, do_sample=False, engine=engine)
-    again = generate(trained_model, tokenizer, prompts, 12, do_sample=False, engine=engine)
+    batch = generate(trained_model, tokenizer, prompts, 12, do_sample=False, decoder=engine)
+    again = generate(trained_model, tokenizer, prompts, 12, do_sample=False, decoder=engine)
     assert torch.equal(batch.response_ids, again.response_ids)
     assert batch.texts == [answer for _, answer in trained_pairs]
     eos = tokenizer.eos_token_id
@@ -78,42 +78,42 @@ def test_greedy_is_deterministic_and_stops_at_eos(trained_model, tokenizer, trai
 
 def test_engines_agree_under_greedy(trained_model, tokenizer, trained_pairs):
     prompts = _prompts(trained_pairs) + ["Ann has 12 pens and", "Q: 3 + 3 = "]
-    hf = generate(trained_model, tokenizer, prompts, 10, do_sample=False, engine="hf")
-    loop = generate(trained_model, tokenizer, prompts, 10, do_sample=False, engine="loop")
+    hf = generate(trained_model, tokenizer, prompts, 10, do_sample=False, decoder="hf")
+    loop = generate(trained_model, tokenizer, prompts, 10, do_sample=False, decoder="loop")
     assert torch.equal(hf.input_ids, loop.input_ids)
     assert torch.equal(hf.response_mask, loop.response_mask)
     assert hf.texts == loop.texts
 
 
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("engine", DECODERS)
 def test_left_padding_does_not_change_greedy_continuation(build_small, tokenizer, engine):
     model = build_small(seed=3)  # untrained: continuations are long and arbitrary
     short = "Tom has 3"
     longer = "Mia has 865 apples and buys 395 more. How many apples does Mia have now?"
-    alone = generate(model, tokenizer, [short], 15, do_sample=False, engine=engine)
-    batched = generate(model, tokenizer, [longer, short], 15, do_sample=False, engine=engine)
+    alone = generate(model, tokenizer, [short], 15, do_sample=False, decoder=engine)
+    batched = generate(model, tokenizer, [longer, short], 15, do_sample=False, decoder=engine)
     assert batched.query_ids[1, 0] == tokenizer.pad_token_id  # the short prompt was padded
     assert batched.texts[1] == alone.texts[0]
     n = alone.response_mask.sum()
     assert torch.equal(batched.response_ids[1, :n], alone.response_ids[0, :n])
 
 
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("engine", DECODERS)
 def test_micro_batches_give_the_same_rollouts(trained_model, tokenizer, trained_pairs, engine):
     prompts = _prompts(trained_pairs) + ["Ann has 12 pens and"]
-    whole = generate(trained_model, tokenizer, prompts, 8, do_sample=False, engine=engine)
+    whole = generate(trained_model, tokenizer, prompts, 8, do_sample=False, decoder=engine)
     chunked = generate(
-        trained_model, tokenizer, prompts, 8, do_sample=False, engine=engine, micro_batch_size=2
+        trained_model, tokenizer, prompts, 8, do_sample=False, decoder=engine, micro_batch_size=2
     )
     assert torch.equal(whole.input_ids, chunked.input_ids)
     assert torch.equal(whole.attention_mask, chunked.attention_mask)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("engine", DECODERS)
 def test_masks_and_layout_of_sampled_batch(trained_model, tokenizer, trained_pairs, engine):
     prompts = _prompts(trained_pairs) + ["Ann has 12 pens and"]
     batch = generate(
-        trained_model, tokenizer, prompts, 10, temperature=1.5, engine=engine, seed=0,
+        trained_model, tokenizer, prompts, 10, temperature=1.5, decoder=engine, seed=0,
         num_return_sequences=3,
     )  # fmt: skip
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
@@ -135,17 +135,19 @@ def test_masks_and_layout_of_sampled_batch(trained_model, tokenizer, trained_pai
     assert all("</s>" not in text and "<pad>" not in text for text in batch.texts)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("engine", DECODERS)
 def test_seeded_sampling_is_reproducible(build_small, tokenizer, engine):
     model = build_small(seed=3)
     prompts = ["Tom has 3", "Ann has"]
     torch.manual_seed(5)
     expected_next = torch.rand(2)
     torch.manual_seed(5)
-    first = generate(model, tokenizer, prompts, 12, engine=engine, seed=11, num_return_sequences=2)
+    first = generate(model, tokenizer, prompts, 12, decoder=engine, seed=11, num_return_sequences=2)
     assert torch.equal(torch.rand(2), expected_next)  # the caller's RNG stream is untouched
-    second = generate(model, tokenizer, prompts, 12, engine=engine, seed=11, num_return_sequences=2)
-    other = generate(model, tokenizer, prompts, 12, engine=engine, seed=12, num_return_sequences=2)
+    second = generate(
+        model, tokenizer, prompts, 12, decoder=engine, seed=11, num_return_sequences=2
+    )
+    other = generate(model, tokenizer, prompts, 12, decoder=engine, seed=12, num_return_sequences=2)
     assert torch.equal(first.input_ids, second.input_ids)
     assert not torch.equal(first.response_ids[:, :4], other.response_ids[:, :4])
 
@@ -155,15 +157,15 @@ def test_top_p_keeps_only_the_nucleus(build_small, tokenizer):
     model = build_small(seed=3)
     prompts = ["Tom has 3", "Ann has"]
     greedy = generate(model, tokenizer, prompts, 10, do_sample=False)
-    for engine in ENGINES:
-        nucleus = generate(model, tokenizer, prompts, 10, top_p=1e-6, seed=0, engine=engine)
+    for engine in DECODERS:
+        nucleus = generate(model, tokenizer, prompts, 10, top_p=1e-6, seed=0, decoder=engine)
         assert torch.equal(nucleus.input_ids, greedy.input_ids), engine
 
 
 # --- log-probs and values ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("engine", DECODERS)
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
 def test_compute_logprobs_matches_generation_scores(
     build_small, tokenizer, trained_pairs, engine, temperature
@@ -171,7 +173,7 @@ def test_compute_logprobs_matches_generation_scores(
     model = build_small(seed=3)
     prompts = _prompts(trained_pairs) + ["Mia has 865 apples and buys 395 more."]
     batch = generate(
-        model, tokenizer, prompts, 12, temperature=temperature, seed=1, engine=engine,
+        model, tokenizer, prompts, 12, temperature=temperature, seed=1, decoder=engine,
         return_logprobs=True,
     )  # fmt: skip
     with torch.no_grad():
@@ -234,7 +236,7 @@ def test_values_need_a_policy_with_value(build_small, tokenizer):
 def test_bad_arguments_fail_clearly(build_small, tokenizer):
     model = build_small()
     with pytest.raises(ValueError, match="known: hf, loop"):
-        generate(model, tokenizer, ["Tom"], 3, engine="vllm")
+        generate(model, tokenizer, ["Tom"], 3, decoder="vllm")
     with pytest.raises(ValueError, match="max_new_tokens"):
         generate(model, tokenizer, ["Tom"], 0)
     with pytest.raises(ValueError, match="do_sample=False"):
@@ -243,7 +245,7 @@ def test_bad_arguments_fail_clearly(build_small, tokenizer):
         generate(model, tokenizer, ["Tom", ""], 3)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("engine", DECODERS)
 def test_absolute_position_model_sees_sampling_positions(tokenizer, engine):
     # RoPE models ignore a constant position offset; GPT-2's learned positions do not, so this
     # checks that left-padded rows are scored at the positions they were sampled at.
@@ -257,11 +259,11 @@ def test_absolute_position_model_sees_sampling_positions(tokenizer, engine):
         model = GPT2LMHeadModel(config)
     disable_dropout(model)  # GPT-2 has dropout; the sampling passes run without it
     short, longer = "Tom has 3", "Mia has 865 apples and buys 395 more. How many apples?"
-    alone = generate(model, tokenizer, [short], 8, do_sample=False, engine=engine)
-    batched = generate(model, tokenizer, [longer, short], 8, do_sample=False, engine=engine)
+    alone = generate(model, tokenizer, [short], 8, do_sample=False, decoder=engine)
+    batched = generate(model, tokenizer, [longer, short], 8, do_sample=False, decoder=engine)
     assert batched.texts[1] == alone.texts[0]
     sampled = generate(
-        model, tokenizer, [longer, short], 8, seed=0, engine=engine, return_logprobs=True
+        model, tokenizer, [longer, short], 8, seed=0, decoder=engine, return_logprobs=True
     )
     with torch.no_grad():
         logprobs = compute_logprobs(

@@ -216,8 +216,14 @@ def validate_run(run: RunConfig) -> None:
     """`reftlab.config.validate`, and the DeepSpeed config a run names (a file to read)."""
     from reftlab.config import ConfigError, validate
     from reftlab.runtime.deepspeed import load_config
+    from reftlab.stages.engines import check_engine_available
 
     validate(run)
+    if run.rollout.engine == "vllm":
+        try:
+            check_engine_available(run.rollout.engine)
+        except ReftlabError as exc:
+            raise ConfigError(str(exc)) from None
     if run.deepspeed is not None:
         try:
             load_config(run.deepspeed)

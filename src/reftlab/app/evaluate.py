@@ -141,10 +141,13 @@ def evaluate_on_test(
     run: RunConfig, model, tokenizer, splits: Splits, schedule: Schedule, rerank, output: Path
 ) -> dict:
     """The eval/* metrics of the model on the test split, as a run evaluates; writes ``output``."""
+    from reftlab.methods.env import make_run_engine
     from reftlab.methods.inputs import make_scorer
     from reftlab.stages.evaluate import evaluate_model
 
     e = run.eval
+    # The model's weights are what they are: the engine computes in the dtype they were loaded in.
+    engine = make_run_engine(run, mixed_precision="no")
     with make_scorer(run) as scorer:
         return evaluate_model(
             model,
@@ -161,6 +164,7 @@ def evaluate_on_test(
             check_hacking=splits.answer_type == CHOICE,
             predictions_path=output,
             show_progress=False,
+            engine=engine,
         )
 
 

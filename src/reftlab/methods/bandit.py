@@ -42,6 +42,7 @@ def train_and_evaluate(env: Env, model) -> dict:
             env.ctx,
             env.accelerator,
             "policy_gradient",
+            engine=env.engine,
         )
         return finish_stage(env, "policy_gradient", policy)
 

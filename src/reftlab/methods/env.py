@@ -25,6 +25,12 @@ from reftlab.models.value import PolicyWithValue, disable_dropout, make_referenc
 from reftlab.rewards.scorer import Scorer
 from reftlab.runtime import distributed
 from reftlab.runtime.context import RunContext, seed_everything
+from reftlab.stages.engines import (
+    HF,
+    EngineSettings,
+    RolloutEngine,
+    check_engine_available,
+)
 from reftlab.stages.rl import RLSettings, rl_steps_for
 from reftlab.stages.sampling import SamplingSettings
 from reftlab.stages.sft import SFTSettings
@@ -44,6 +50,8 @@ class Env:
     tokenizer: Any
     scorer: Scorer
     run_dir: Path
+    # What every stage samples with (`rollout.engine`): transformers' generate, or colocated vLLM.
+    engine: RolloutEngine
 
     def prompt(self, example: Example) -> str:
         return format_prompt(self.run.cot.prompt_template, example)
@@ -134,8 +142,24 @@ def setup(run: RunConfig, ctx: RunContext) -> tuple[Env, torch.nn.Module]:
     model, tokenizer = load_run_model(run, splits)
     model.to(accelerator.device)
     scorer = make_scorer(run)
-    env = Env(run, schedule, ctx, accelerator, splits, tokenizer, scorer, ctx.run_dir)
+    engine = make_run_engine(run, accelerator.mixed_precision)
+    env = Env(run, schedule, ctx, accelerator, splits, tokenizer, scorer, ctx.run_dir, engine)
     return env, model
+
+
+def make_run_engine(run: RunConfig, mixed_precision: str) -> RolloutEngine:
+    """The `rollout` node's engine. vLLM starts lazily, at its first sample, from the weights of
+    the model it samples; it computes in bf16 when training does (`rollout.vllm.dtype=auto`)."""
+    r = run.rollout
+    check_engine_available(r.engine)
+    if r.engine == "hf":
+        return HF
+    from reftlab.stages.vllm_engine import VLLMEngine
+
+    dtype = "bfloat16" if r.vllm.dtype == "auto" and mixed_precision == "bf16" else r.vllm.dtype
+    return VLLMEngine(
+        settings_from(r.vllm, EngineSettings, engine=r.engine, dtype=dtype, seed=run.seed)
+    )
 
 
 def settings_from(node: Any, settings: type[Settings], **given: Any) -> Settings:
@@ -186,6 +210,7 @@ def rl_settings(env: Env, n_questions: int) -> RLSettings:
         max_new_tokens=s.max_new_tokens,
         seed=env.run.seed,
         grad_accum=env.run.grad_accum,
+        tis_cap=env.run.rollout.tis_cap,
     )
 
 

@@ -68,6 +68,7 @@ def evaluate(env: Env, model, name: str, warmup: WarmupSource | None) -> dict[st
         rerank=rerank,
         desc=name,
         show_progress=env.ctx.is_main,
+        engine=env.engine,
     )
     return summarise_predictions(
         Predictions.concatenate(distributed.gather_objects(mine)),
@@ -148,6 +149,7 @@ def reward_model_stage(env: Env, warmup: WarmupSource | None) -> dict[str, Any]:
             env.scorer,
             settings,
             show_progress=env.ctx.is_main,
+            engine=env.engine,
         )
         del sampler
         reward_model = RewardModel(load_checkpoint(warmup.folder, device))

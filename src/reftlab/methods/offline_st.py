@@ -41,6 +41,7 @@ def sample(env: Env, model) -> dict:
         env.run.method.keep_correct,
         path,
         env.ctx.is_main,
+        engine=env.engine,
     )
     env.ctx.log(counts)
     return {"path": str(path), **counts}

@@ -45,6 +45,7 @@ def train_and_evaluate(env: Env, model) -> dict:
             env.ctx,
             env.accelerator,
             "online_self_training",
+            engine=env.engine,
         )
         return finish_stage(env, "online_self_training", model)
 

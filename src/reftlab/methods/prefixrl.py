@@ -61,6 +61,7 @@ def collect_traces(env: Env, model) -> dict:
             sampling,
             m.hard_max_pass_rate,
             env.ctx.is_main,
+            engine=env.engine,
         )
     if not traces:
         print(
@@ -121,6 +122,7 @@ def rl_on_pool(env: Env, model, traces: dict[str, list[str]], stage: str) -> dic
         env.accelerator,
         stage,
         extra_metrics=split,
+        engine=env.engine,
     )
     return {
         **finish_stage(env, stage, policy),

@@ -33,6 +33,7 @@ def train_and_evaluate(env: Env, model) -> dict:
             env.ctx,
             env.accelerator,
             "ppo",
+            engine=env.engine,
         )
         return finish_stage(env, "ppo", policy)
 

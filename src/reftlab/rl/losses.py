@@ -54,6 +54,21 @@ def approx_kl(logprobs: Tensor, old_logprobs: Tensor, response_mask: Tensor) -> 
     return masked_mean(torch.expm1(log_ratio) - log_ratio, response_mask)
 
 
+def truncated_importance_weights(
+    logprobs: Tensor, sampling_logprobs: Tensor, response_mask: Tensor, cap: float
+) -> Tensor:
+    """Per-token weights ``min(exp(logprobs - sampling_logprobs), cap)`` (B, T), 0 where masked.
+
+    Truncated importance sampling (Ionides 2008; as verl and TRL apply it to vLLM rollouts):
+    tokens were drawn by the engine (``sampling_logprobs``), the update's old policy is the
+    trainer's (``logprobs``), and the two differ by kernels and precision. Weighting each token's
+    advantage by the ratio corrects the mismatch; the cap bounds the variance a rare
+    large ratio would add. Detached: a weight, not a path for gradients.
+    """
+    ratio = torch.exp((logprobs - sampling_logprobs).detach())
+    return zero_masked(ratio.clamp(max=cap), response_mask)
+
+
 def ppo_policy_loss(
     logprobs: Tensor,
     old_logprobs: Tensor,

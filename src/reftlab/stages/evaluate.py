@@ -20,8 +20,8 @@ from reftlab.data import Example
 from reftlab.rewards import check_choice_hacking
 from reftlab.rewards.scorer import Scorer
 from reftlab.sandbox.result import ExecResult
+from reftlab.stages.engines import HF, RolloutEngine
 from reftlab.stages.reward_model import pick_top
-from reftlab.stages.rollout import generate
 
 # rerank(prompts, completions) -> one score per completion, higher is better.
 Reranker = Callable[[Sequence[str], Sequence[str]], list[float]]
@@ -141,6 +141,7 @@ def evaluate_model(
     predictions_path: Path | None = None,
     desc: str = "evaluate",
     show_progress: bool = True,
+    engine: RolloutEngine = HF,
 ) -> dict[str, float]:
     """Greedy accuracy on `examples`; with `samples` k > 1 also `maj@k` and `pass@k`, and with a
     `rerank` scorer `rerank@k`; with `check_hacking` (multiple choice) the hacking check of the
@@ -164,6 +165,7 @@ def evaluate_model(
         rerank=rerank,
         desc=desc,
         show_progress=show_progress,
+        engine=engine,
     )
     return summarise_predictions(
         predictions, examples, scorer, samples, check_hacking, predictions_path
@@ -250,6 +252,7 @@ def predict(
     rerank: Reranker | None = None,
     desc: str = "evaluate",
     show_progress: bool = True,
+    engine: RolloutEngine = HF,
 ) -> Predictions:
     """Greedy (and with k > 1 sampled, voted, reranked) completions of `examples`, scored.
 
@@ -266,7 +269,9 @@ def predict(
     for start in range(0, len(examples), batch_size):
         chunk = list(examples[start : start + batch_size])
         prompts = [make_prompt(e) for e in chunk]
-        greedy = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, do_sample=False)
+        greedy = engine.generate(
+            model, tokenizer, prompts, max_new_tokens=max_new_tokens, do_sample=False
+        )
         greedy_scores, results = scorer.score_with_results(greedy.texts, chunk)
         greedy_texts += greedy.texts
         exec_results += results or []
@@ -275,7 +280,7 @@ def predict(
             for e, text, score in zip(chunk, greedy.texts, greedy_scores, strict=True)
         ]
         if samples > 1:
-            sampled = generate(
+            sampled = engine.generate(
                 model,
                 tokenizer,
                 prompts,

@@ -35,6 +35,7 @@ from reftlab.data import DataError, Example
 from reftlab.data.traces import read_trace_file, select_targets, write_trace_file
 from reftlab.rewards.scorer import Scorer
 from reftlab.rl.prefix import cut_trace, draw_fraction, draw_pool
+from reftlab.stages.engines import HF, RolloutEngine
 from reftlab.stages.sampling import SamplingSettings, sample_solutions
 
 
@@ -47,6 +48,7 @@ def traces_from_samples(
     sampling: SamplingSettings,
     hard_max_pass_rate: float,
     show_progress: bool = True,
+    engine: RolloutEngine = HF,
 ) -> tuple[dict[str, list[str]], dict[str, int]]:
     """Rejection sampling: the distinct correct samples of the hard problems, and the counts."""
     drawn = sample_solutions(
@@ -58,6 +60,7 @@ def traces_from_samples(
         sampling,
         desc="collect_traces",
         show_progress=show_progress,
+        engine=engine,
     )
     traces = {}
     for example, samples in zip(examples, drawn, strict=True):

@@ -30,7 +30,7 @@ from reftlab.runtime.context import RunContext
 from reftlab.runtime.loop import Shown, TrainingLoop, linear_schedule
 from reftlab.runtime.trainer_state import grad_norm_value
 from reftlab.stages.batches import encode_pairs, epoch_position, step_rows
-from reftlab.stages.rollout import generate
+from reftlab.stages.engines import HF, RolloutEngine
 
 REWARD_HEAD_FILE = "reward_head.pt"
 
@@ -218,6 +218,7 @@ def sample_labelled(
     scorer: Scorer,
     s: RewardModelSettings,
     show_progress: bool = True,
+    engine: RolloutEngine = HF,
 ) -> LabelledSamples:
     """``s.samples`` solutions per question from ``model`` at ``s.temperature``, scored."""
     out = LabelledSamples()
@@ -227,7 +228,7 @@ def sample_labelled(
     for start in range(0, len(examples), s.generation_batch_size):
         chunk = list(examples[start : start + s.generation_batch_size])
         prompts = [make_prompt(e) for e in chunk]
-        batch = generate(
+        batch = engine.generate(
             model,
             tokenizer,
             prompts,

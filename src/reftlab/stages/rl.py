@@ -34,7 +34,12 @@ from reftlab.models.value import PolicyWithValue
 from reftlab.rewards.scorer import Scorer
 from reftlab.rl.advantages import get_advantage_estimator
 from reftlab.rl.kl import get_kl_estimator, kl_penalized_rewards
-from reftlab.rl.losses import explained_variance, get_policy_loss, value_loss
+from reftlab.rl.losses import (
+    explained_variance,
+    get_policy_loss,
+    truncated_importance_weights,
+    value_loss,
+)
 from reftlab.rl.masked import masked_mean, whiten
 from reftlab.rl.registry import advantage_spec
 from reftlab.runtime import distributed
@@ -42,12 +47,8 @@ from reftlab.runtime.context import RunContext
 from reftlab.runtime.loop import Shown, TrainingLoop
 from reftlab.runtime.trainer_state import grad_norm_value
 from reftlab.stages.batches import question_batch, step_seed
-from reftlab.stages.rollout import (
-    RolloutBatch,
-    compute_logprobs,
-    compute_logprobs_and_values,
-    generate,
-)
+from reftlab.stages.engines import HF, RolloutEngine
+from reftlab.stages.rollout import RolloutBatch, compute_logprobs, compute_logprobs_and_values
 from reftlab.stages.shards import (
     SINGLE,
     MinibatchSplit,
@@ -85,6 +86,8 @@ class RLSettings:
     max_grad_norm: float = 1.0
     grad_accum: int = 1
     value_lr: float | None = None  # the critic's own parameters; None: lr
+    # Truncated importance sampling of the engine's samples (rollout.tis_cap); None: off.
+    tis_cap: float | None = None
 
     @property
     def uses_values(self) -> bool:
@@ -136,6 +139,7 @@ def select_rows(batch: RolloutBatch, rows: torch.Tensor) -> RolloutBatch:
         response_mask=batch.response_mask[rows],
         texts=[batch.texts[i] for i in picked],
         group_ids=batch.group_ids[rows],
+        logprobs=None if batch.logprobs is None else batch.logprobs[rows],
     )
 
 
@@ -199,6 +203,29 @@ class ShardWork:
     generator: torch.Generator
 
 
+def correct_engine_mismatch(
+    advantages: torch.Tensor,
+    old_logprobs: torch.Tensor,
+    sampling_logprobs: torch.Tensor | None,
+    mask: torch.Tensor,
+    tis_cap: float | None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The advantages the update uses, and how far the engine that sampled was from the trainer.
+
+    With an engine that reports its sampling log-probs (vLLM): the mean absolute per-token gap to
+    the trainer's old log-probs, and with `tis_cap` the advantages weighted by truncated
+    importance ratios (and the share of tokens whose ratio hit the cap).
+    """
+    if sampling_logprobs is None:
+        return advantages, {}
+    stats = {"engine_logprob_gap": masked_mean((old_logprobs - sampling_logprobs).abs(), mask)}
+    if tis_cap is not None:
+        weights = truncated_importance_weights(old_logprobs, sampling_logprobs, mask, tis_cap)
+        advantages = advantages * weights
+        stats["tis_capped_frac"] = masked_mean((weights >= tis_cap).float(), mask)
+    return advantages, {key: value.item() for key, value in stats.items()}
+
+
 def minibatch_loss(
     policy, exp: Experience, rows: torch.Tensor, s: RLSettings, accelerator
 ) -> tuple[torch.Tensor, dict[str, float]]:
@@ -209,11 +236,13 @@ def minibatch_loss(
     with accelerator.autocast():
         logprobs, values = forward_logprobs(policy, mb, s.temperature, with_values=s.uses_values)
     old_logprobs = logprobs.detach() if exp.old_logprobs is None else exp.old_logprobs[rows]
-    pg_loss, pg_stats = policy_loss_fn(
-        logprobs, old_logprobs, exp.advantages[rows], mb_mask, s.clip_range
+    advantages, engine_stats = correct_engine_mismatch(
+        exp.advantages[rows], old_logprobs, mb.logprobs, mb_mask, s.tis_cap
     )
+    pg_loss, pg_stats = policy_loss_fn(logprobs, old_logprobs, advantages, mb_mask, s.clip_range)
     loss = pg_loss
     mb_stats = {"policy_loss": pg_loss.item(), **{k: v.item() for k, v in pg_stats.items()}}
+    mb_stats.update(engine_stats)
     if s.uses_values:
         v_loss, v_stats = value_loss(
             values, exp.old_values[rows], exp.returns[rows], mb_mask, s.value_clip_range
@@ -339,11 +368,12 @@ def roll_out_shard(
     seed: int,
     shard: int,
     n_shards: int,
+    engine: RolloutEngine = HF,
 ) -> ShardWork:
     """Rollouts, scores and experience of shard `shard` of a step's questions `examples`."""
     part, weight = distributed.shard_part(len(examples), shard, n_shards)
     seed = shard_seed(seed, shard)
-    batch = generate(
+    batch = engine.generate(
         accelerator.unwrap_model(policy),
         tokenizer,
         [make_prompt(e) for e in examples[part]],
@@ -396,8 +426,12 @@ def train_rl(
     accelerator,
     stage: str,
     extra_metrics: Callable[[list[Example], torch.Tensor], dict[str, float]] | None = None,
+    engine: RolloutEngine = HF,
 ) -> dict[str, float]:
     """Run `s.steps` RL steps on `questions`, updating `policy` in place; return last metrics.
+
+    `engine` samples the rollouts; a vLLM engine picks up the policy's new weights before it
+    samples the next step.
 
     `extra_metrics(rollout_examples, scores)`, if given, adds metrics to each step's record (one
     example per rollout row, scores (B,)); PrefixRL splits the reward by prefixed and plain rows.
@@ -426,6 +460,7 @@ def train_rl(
                 seed,
                 shard,
                 layout.n_shards,
+                engine,
             )
             for shard in my_shards
         ]

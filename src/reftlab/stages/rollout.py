@@ -30,7 +30,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from reftlab.models.value import PolicyWithValue, positions_from_mask, unwrap_policy
 
-ENGINES = ("hf", "loop")
+DECODERS = ("hf", "loop")
 
 
 @dataclass
@@ -78,7 +78,7 @@ def generate(
     num_return_sequences: int = 1,
     seed: int | None = None,
     micro_batch_size: int = 64,
-    engine: str = "hf",
+    decoder: str = "hf",
     return_logprobs: bool = False,
 ) -> RolloutBatch:
     """Sample ``num_return_sequences`` completions per prompt with the KV cache.
@@ -88,12 +88,14 @@ def generate(
     tokenizer's ``padding_side``. Generation runs in chunks of at most ``micro_batch_size`` rows
     (so ``micro_batch_size // num_return_sequences`` prompts) to bound memory, in eval mode (no
     dropout), under ``torch.no_grad``. ``seed`` makes sampling reproducible without touching the
-    global RNG. ``engine="hf"`` uses transformers' ``generate``; ``"loop"`` is a plain sampling
+    global RNG. ``decoder="hf"`` uses transformers' ``generate``; ``"loop"`` is a plain sampling
     loop over the model's own KV cache with the same outputs under greedy decoding.
     ``return_logprobs`` also returns the sampling log-probs (for checks; PPO should use
     :func:`compute_logprobs`, which sees the same numerics as the update).
     """
-    _check_generation_args(engine, max_new_tokens, do_sample, temperature)
+    if decoder not in DECODERS:
+        raise ValueError(f"unknown decoder {decoder!r}; known: {', '.join(DECODERS)}")
+    check_generation_args(max_new_tokens, do_sample, temperature)
     lm = unwrap_policy(model)
     sampling = _Sampling(
         max_new_tokens=max_new_tokens,
@@ -101,13 +103,13 @@ def generate(
         top_p=top_p,
         do_sample=do_sample,
         num_return_sequences=num_return_sequences,
-        pad_token_id=_pad_token_id(tokenizer),
-        eos_token_ids=_eos_token_ids(lm, tokenizer),
+        pad_token_id=pad_token_id(tokenizer),
+        eos_token_ids=eos_token_ids(lm, tokenizer),
         return_logprobs=return_logprobs,
     )
     query_rows = encode_prompts(tokenizer, prompts)
     prompts_per_chunk = max(1, micro_batch_size // num_return_sequences)
-    generate_chunk = _generate_hf if engine == "hf" else _generate_loop
+    generate_chunk = _generate_hf if decoder == "hf" else _generate_loop
     was_training = lm.training
     lm.eval()
     try:
@@ -129,11 +131,7 @@ def generate(
     )
 
 
-def _check_generation_args(
-    engine: str, max_new_tokens: int, do_sample: bool, temperature: float
-) -> None:
-    if engine not in ENGINES:
-        raise ValueError(f"unknown generation engine {engine!r}; known: {', '.join(ENGINES)}")
+def check_generation_args(max_new_tokens: int, do_sample: bool, temperature: float) -> None:
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
     if do_sample and temperature <= 0:
@@ -401,7 +399,7 @@ def _takes_logits_to_keep(lm: nn.Module) -> bool:
     return "logits_to_keep" in inspect.signature(lm.forward).parameters
 
 
-def _pad_token_id(tokenizer: PreTrainedTokenizerBase) -> int:
+def pad_token_id(tokenizer: PreTrainedTokenizerBase) -> int:
     if tokenizer.pad_token_id is not None:
         return tokenizer.pad_token_id
     if tokenizer.eos_token_id is None:
@@ -409,7 +407,7 @@ def _pad_token_id(tokenizer: PreTrainedTokenizerBase) -> int:
     return tokenizer.eos_token_id
 
 
-def _eos_token_ids(lm: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> tuple[int, ...]:
+def eos_token_ids(lm: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> tuple[int, ...]:
     """The tokenizer's EOS plus any the model's generation config lists (chat models add one)."""
     ids = [] if tokenizer.eos_token_id is None else [tokenizer.eos_token_id]
     configured = lm.generation_config.eos_token_id

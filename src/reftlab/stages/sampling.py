@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 
 from reftlab.data import Example
 from reftlab.rewards.scorer import Scorer
-from reftlab.stages.rollout import generate
+from reftlab.stages.engines import HF, RolloutEngine
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ def sample_solutions(
     s: SamplingSettings,
     desc: str = "sample",
     show_progress: bool = True,
+    engine: RolloutEngine = HF,
 ) -> list[Samples]:
     """``s.samples`` sampled completions per example, scored; one ``Samples`` per example.
 
@@ -57,7 +58,7 @@ def sample_solutions(
     )
     for index, start in enumerate(range(0, len(examples), s.questions_per_batch)):
         chunk = list(examples[start : start + s.questions_per_batch])
-        batch = generate(
+        batch = engine.generate(
             model,
             tokenizer,
             [make_prompt(e) for e in chunk],

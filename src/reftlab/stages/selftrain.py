@@ -35,7 +35,7 @@ from reftlab.stages.batches import (
     question_batch,
     step_seed,
 )
-from reftlab.stages.rollout import generate
+from reftlab.stages.engines import HF, RolloutEngine
 from reftlab.stages.sampling import SamplingSettings, sample_solutions
 
 
@@ -50,6 +50,7 @@ def sample_and_filter(
     keep_correct: int,
     path: Path,
     show_progress: bool = True,
+    engine: RolloutEngine = HF,
 ) -> dict[str, float]:
     """Sample, keep the gold CoT plus up to ``keep_correct`` distinct correct samples per
     question, write them to ``path`` (trace JSONL) and return the counts."""
@@ -62,6 +63,7 @@ def sample_and_filter(
         sampling,
         desc="sample_and_filter",
         show_progress=show_progress,
+        engine=engine,
     )
     kept: dict[str, list[str]] = {}
     for example, samples in zip(examples, drawn, strict=True):
@@ -166,6 +168,7 @@ def train_online_st(
     ctx: RunContext,
     accelerator,
     stage: str,
+    engine: RolloutEngine = HF,
 ) -> dict[str, float]:
     """Run ``s.steps`` online self-training steps, updating ``policy`` in place; return the
     last metrics. Checkpoints and resumes like ``train_rl``."""
@@ -176,7 +179,7 @@ def train_online_st(
 
     def step(index: int) -> dict[str, float]:
         examples = question_batch(questions, index, s.batch_size, s.seed)
-        batch = generate(
+        batch = engine.generate(
             unwrap_policy(accelerator.unwrap_model(policy)),
             tokenizer,
             [make_prompt(e) for e in examples],
