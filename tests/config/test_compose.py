@@ -145,3 +145,29 @@ def test_smoke_budget_caps_the_schedule(composer):
 def test_cross_field_checks_name_the_fix(composer, overrides, message):
     with pytest.raises(ConfigError, match=message):
         validate(composer(*overrides))
+
+
+def test_rollout_engine_vllm_without_vllm_is_one_line_naming_the_fix(composer, monkeypatch):
+    from reftlab.app.compose import validate_run
+    from reftlab.stages import engines
+
+    monkeypatch.setattr(engines, "vllm_installed", lambda: False)
+    validate_run(composer("rollout.engine=hf"))
+    with pytest.raises(ConfigError, match=r"needs vLLM.*make install-vllm.*rollout\.engine=hf"):
+        validate_run(composer("rollout.engine=vllm"))
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["rollout.engine=sglang"], "rollout.engine=sglang is not valid"),
+        (["rollout.engine=vllm", "rollout.tis_cap=0.5"], r"tis_cap=0.5 must be >= 1"),
+        (["rollout.tis_cap=2"], "with rollout.engine=hf they are the same model"),
+        (["rollout.vllm.gpu_memory_utilization=1.5"], r"must lie in \(0, 1\)"),
+        (["rollout.vllm.cpu_kv_cache_gb=0"], "cpu_kv_cache_gb=0.0 must be > 0"),
+        (["rollout.vllm.dtype=int8"], "rollout.vllm.dtype=int8 is not valid"),
+    ],
+)
+def test_rollout_settings_are_checked_before_anything_loads(composer, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        validate(composer(*overrides))

@@ -14,6 +14,7 @@ from reftlab.rl.losses import (
     get_policy_loss,
     policy_gradient_loss,
     ppo_policy_loss,
+    truncated_importance_weights,
     value_loss,
 )
 from reftlab.rl.registry import POLICY_LOSSES
@@ -202,3 +203,14 @@ def test_explained_variance():
 def test_unknown_policy_loss_names_the_known_ones():
     with pytest.raises(ValueError, match=r"'grpo'.*pg, ppo_clip"):
         get_policy_loss("grpo")
+
+
+def test_truncated_importance_weights_golden():
+    """Trainer log-probs over engine log-probs: ratios e^0.5, e^-1, e^2 (capped at 2), masked 0."""
+    trainer = torch.tensor([[-1.0, -2.0, -0.5, -3.0]], dtype=torch.float64)
+    engine = torch.tensor([[-1.5, -1.0, -2.5, -0.1]], dtype=torch.float64)
+    mask = torch.tensor([[1, 1, 1, 0]], dtype=torch.bool)
+    weights = truncated_importance_weights(trainer.requires_grad_(), engine, mask, cap=2.0)
+    expected = torch.tensor([[math.exp(0.5), math.exp(-1.0), 2.0, 0.0]], dtype=torch.float64)
+    assert torch.allclose(weights, expected)
+    assert not weights.requires_grad  # a weight, never a path for gradients

@@ -385,3 +385,40 @@ def test_logprobs_are_taken_at_the_sampling_temperature(batch, policy, reference
     pg = -(1.0 * lp[0].sum() + 0.1 * lp[1].sum()) / REAL
     kl = real_mean(lp - ref_lp, batch)
     assert_scalar(loss.item(), (pg + KL_COEF * kl).item())
+
+
+# --- the engine's sampling log-probs -------------------------------------------------------
+
+# Engine log-prob minus trainer log-prob on each real token (rows of 4 and 3 tokens).
+ENGINE_OFFSETS = torch.tensor([[0.3, -0.2, 0.5, -1.0], [0.1, -0.6, 0.0, JUNK]])
+
+
+@pytest.mark.parametrize("tis_cap", [None, 1.5])
+def test_engine_logprob_gap_is_logged_and_tis_weights_each_tokens_advantage(
+    batch, policy, accelerator, tis_cap
+):
+    """With vLLM's sampling log-probs in the batch: the mean |trainer - engine| gap is logged;
+    with `tis_cap`, each token's advantage is weighted by min(pi_trainer / pi_engine, cap)."""
+    with torch.no_grad():
+        lp = token_logprobs(policy, batch)
+    sampled = dataclasses.replace(batch, logprobs=(lp + ENGINE_OFFSETS) * batch.response_mask)
+    s = settings(policy_loss="pg", ppo_epochs=2, tis_cap=tis_cap)
+    exp = make_experience(policy, None, sampled, SCORES, s)
+    loss, stats = minibatch_loss(policy, exp, ROWS, s, accelerator)
+
+    offsets = [[0.3, -0.2, 0.5, -1.0], [0.1, -0.6, 0.0]]
+    assert_scalar(stats["engine_logprob_gap"], (0.3 + 0.2 + 0.5 + 1.0 + 0.1 + 0.6 + 0.0) / REAL)
+    lp = lp.tolist()
+    if tis_cap is None:  # the plain policy gradient, unweighted
+        weights = [[1.0] * 4, [1.0] * 3]
+    else:  # ratios exp(-offset); e^1 (row 0) and e^0.6 (row 1) are capped at 1.5
+        weights = [[min(math.exp(-d), tis_cap) for d in row] for row in offsets]
+        assert stats["tis_capped_frac"] == pytest.approx(2 / REAL)
+    expected = (
+        -(
+            sum(1.0 * w * x for w, x in zip(weights[0], lp[0], strict=True))
+            + sum(0.1 * w * x for w, x in zip(weights[1], lp[1][:3], strict=True))
+        )
+        / REAL
+    )
+    assert_scalar(loss.item(), expected)
