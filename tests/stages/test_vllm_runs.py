@@ -19,7 +19,15 @@ pytestmark = [
     ),
 ]
 
-RL_STEPS = ["budget.max_rl_steps=2", "method.batch_size=8", "method.mini_batch_size=8"]
+# Partial credit for any last number gives a smoke warm-up's rollouts different rewards, and a
+# large step size makes the policy move measurably in one step.
+RL_STEPS = [
+    "budget.max_rl_steps=2",
+    "method.batch_size=8",
+    "method.mini_batch_size=8",
+    "cot.answer_fallback=last_number",
+    "method.rl_lr=1e-3",
+]
 
 
 def rl_records(run_dir, stage: str) -> list[dict]:
@@ -27,17 +35,26 @@ def rl_records(run_dir, stage: str) -> list[dict]:
 
 
 def test_reft_with_vllm_gives_the_same_run_for_the_same_seed(tmp_path):
-    """Two runs, separate caches: identical metrics. The engine's sampling log-probs agree with
-    the trainer's to float precision (both fp32), and the KL starts at 0."""
+    """Two runs, separate caches: identical metrics. The policy moves in step 1 (the KL to the
+    warm-up is 0 at step 1 and not at step 2), and the engine's sampling log-probs still agree
+    with the trainer's at step 2: it sampled from the updated weights."""
     runs = []
     for i in range(2):
         run_dir = tmp_path / f"run{i}"
-        reftlab(run_dir, tmp_path / f"cache{i}", "method=reft", "rollout.engine=vllm", *RL_STEPS)
+        reftlab(
+            run_dir,
+            tmp_path / f"cache{i}",
+            "method=reft",
+            "rollout.engine=vllm",
+            "method.whiten_advantages=true",
+            *RL_STEPS,
+        )
         runs.append([{k: v for k, v in r.items() if k != "time"} for r in metrics(run_dir)])
-        ppo = rl_records(run_dir, "ppo")
-        assert len(ppo) == 2
-        assert all(r["train/engine_logprob_gap"] < 1e-3 for r in ppo)
-        assert abs(ppo[0]["train/kl"]) < 1e-4
+        first, second = rl_records(run_dir, "ppo")
+        assert abs(first["train/kl"]) < 1e-4 and abs(second["train/kl"]) > 1e-3
+        # A stale engine would sample from the warm-up: a gap of the size of the KL's terms.
+        assert first["train/engine_logprob_gap"] < 1e-5
+        assert second["train/engine_logprob_gap"] < 1e-5
     assert runs[0] == runs[1]
 
 
@@ -59,13 +76,19 @@ def test_bandit_with_vllm_and_truncated_importance_sampling(tmp_path):
         assert math.isfinite(record["train/policy_loss"])
 
 
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory):
+    """One cache for the real-model runs: the bandit run reuses ReFT's warm-up."""
+    return tmp_path_factory.mktemp("cache")
+
+
 @pytest.mark.parametrize("method,stage", [("reft", "ppo"), ("bandit", "policy_gradient")])
-def test_the_offline_real_model_with_vllm(tmp_path, method, stage):
+def test_the_offline_real_model_with_vllm(tmp_path, shared_cache, method, stage):
     pytest.importorskip("gguf", reason="the gguf package reads the offline SmolLM2 weights")
     run_dir = tmp_path / "run"
     reftlab(
         run_dir,
-        tmp_path / "cache",
+        shared_cache,
         "model=smollm2-135m",
         f"method={method}",
         "rollout.engine=vllm",
@@ -77,6 +100,7 @@ def test_the_offline_real_model_with_vllm(tmp_path, method, stage):
         "method.batch_size=4",
         "method.mini_batch_size=4",
         "budget.max_new_tokens=24",
+        "cot.answer_fallback=last_number",
         "method.rl_lr=1e-6",
     )
     steps = rl_records(run_dir, stage)
