@@ -1,13 +1,19 @@
 """What both sides of the RL benchmark share: the model on disk, the prompts, the settings.
 
-The model is reftlab's embedded tiny model (``conf/model/tiny.yaml``: a 2-layer Llama with a
-512-token BPE trained offline on the ``arith`` training texts), built once with reftlab's own
-builders and written with ``save_pretrained``; reftlab and TRL both load that folder. The
-prompts are the ``arith`` training questions in the N-CoT template (``conf/cot/natural.yaml``),
-step by step in the order reftlab's RL loop draws them, so both sides see the same prompts at
-the same step.
+Two workloads (``--workload``):
 
-    python benchmarks/rl_setup.py OUT_DIR      # build and save the model and tokenizer
+- ``tiny``: reftlab's embedded tiny model (``conf/model/tiny.yaml``: a 2-layer Llama with a
+  512-token BPE trained offline on the ``arith`` training texts), built once with reftlab's own
+  builders; the ``arith`` training questions; fp32.
+- ``real``: SmolLM2-135M-Instruct (the offline GGUF preset, dequantized once); the GSM8K
+  training questions from ``../shared/data/gsm8k`` (the ``arith`` ones if that folder is
+  absent); up to 128 new tokens; bf16 compute on both sides.
+
+The model is written with ``save_pretrained`` and both reftlab and TRL load that folder. The
+prompts are in the N-CoT template (``conf/cot/natural.yaml``), step by step in the order
+reftlab's RL loop draws them, so both sides see the same prompts at the same step.
+
+    python benchmarks/rl_setup.py OUT_DIR [--workload real]   # build and save the model
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+GSM8K_TRAIN = ROOT.parent / "shared" / "data" / "gsm8k" / "train.jsonl"
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,7 @@ class Workload:
     per generation batch. Both: AdamW at a constant ``lr``, gradient norm clipped at 1, fp32.
     """
 
+    name: str = "tiny"
     prompts_per_step: int = 8
     completions_per_prompt: int = 8
     max_new_tokens: int = 64
@@ -41,6 +49,8 @@ class Workload:
     lr: float = 2e-5
     clip_range: float = 0.2
     seed: int = 0
+    # fp32, or bf16 autocast over fp32 weights (reftlab precision=bf16, TRL bf16=True).
+    precision: str = "fp32"
 
     @property
     def completions_per_step(self) -> int:
@@ -50,7 +60,11 @@ class Workload:
         return asdict(self)
 
 
-WORKLOAD = Workload()
+WORKLOADS = {
+    "tiny": Workload(),
+    "real": Workload(name="real", max_new_tokens=128, lr=1e-6, precision="bf16"),
+}
+WORKLOAD = WORKLOADS["tiny"]
 
 
 @functools.cache
@@ -71,7 +85,40 @@ def arith_train():
     return train
 
 
-def build_model(out_dir: Path) -> Path:
+def train_questions(workload: Workload) -> list:
+    """The training questions of the workload, in file order."""
+    if workload.name == "real" and GSM8K_TRAIN.exists():
+        return gsm8k_train()
+    return arith_train()
+
+
+def gsm8k_train() -> list:
+    """GSM8K's training questions, answers read after ``####`` (thousands commas dropped)."""
+    import json
+
+    from reftlab.data import Example
+
+    rows = [json.loads(line) for line in GSM8K_TRAIN.read_text().splitlines()]
+    return [
+        Example(f"gsm8k-{i}", r["question"], r["answer"].split("####")[-1].strip().replace(",", ""))
+        for i, r in enumerate(rows)
+    ]
+
+
+def build_model(out_dir: Path, workload: Workload = WORKLOAD) -> Path:
+    """Build the workload's model and tokenizer; save both to ``out_dir``."""
+    if workload.name == "real":
+        from reftlab.models.pretrained import load_packaged_gguf
+
+        model, tokenizer = load_packaged_gguf()
+        model_dir = out_dir / "model"
+        model.save_pretrained(model_dir)
+        tokenizer.save_pretrained(model_dir)
+        return model_dir
+    return build_tiny(out_dir)
+
+
+def build_tiny(out_dir: Path) -> Path:
     """Build the tiny model and its tokenizer as a default run does; save both to ``out_dir``."""
     from reftlab.data.splits import Splits
     from reftlab.models import build_tiny_model, get_or_build_tokenizer
@@ -109,20 +156,21 @@ def make_scorer():
     return Scorer(c.name, 0.0, list(c.answer_markers), c.answer_fallback, c.program_timeout_s)
 
 
-def step_examples(steps: int) -> list[list]:
+def step_examples(steps: int, workload: Workload = WORKLOAD) -> list[list]:
     """The questions of each RL step, in the order reftlab's loop draws them (`question_batch`)."""
     from reftlab.stages.batches import question_batch
 
-    train = arith_train()
-    per_step = WORKLOAD.prompts_per_step
-    return [question_batch(train, step, per_step, WORKLOAD.seed) for step in range(steps)]
+    train = train_questions(workload)
+    per_step = workload.prompts_per_step
+    return [question_batch(train, step, per_step, workload.seed) for step in range(steps)]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--workload", choices=sorted(WORKLOADS), default="tiny")
     args = parser.parse_args()
-    print(build_model(args.out_dir))
+    print(build_model(args.out_dir, WORKLOADS[args.workload]))
 
 
 if __name__ == "__main__":
@@ -144,10 +192,17 @@ def run_side(run, doc: str) -> None:
     parser.add_argument("--json-out", type=Path, help="write the result here instead of stdout")
     parser.add_argument("--gate", help="READ_FD,WRITE_FD of the parent's turnstile (gate.py)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument("--workload", choices=sorted(WORKLOADS), default="tiny")
+    parser.add_argument(
+        "--engine", choices=("hf", "vllm"), default="hf", help="what samples (both sides)"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    result = json.dumps(run(args.model_dir, args.warmup, args.steps, Gate(args.gate)))
+    workload = WORKLOADS[args.workload]
+    result = json.dumps(
+        run(args.model_dir, args.warmup, args.steps, Gate(args.gate), workload, args.engine)
+    )
     if args.json_out is None:
         print(result)
     else:

@@ -32,17 +32,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gate import Turnstile
-from rl_setup import WORKLOAD
+from rl_setup import WORKLOAD, WORKLOADS
 
 HERE = Path(__file__).resolve().parent
 SIDES = ("reftlab", "trl")
 PHASES = ("generate", "score", "experience", "update", "other")
 
 
-def build_model(work_dir: Path) -> Path:
+def build_model(work_dir: Path, workload: str = "tiny") -> Path:
     """The shared model folder, built in a child process (this one stays free of torch)."""
     out = subprocess.run(
-        [sys.executable, str(HERE / "rl_setup.py"), str(work_dir)],
+        [sys.executable, str(HERE / "rl_setup.py"), str(work_dir), f"--workload={workload}"],
         capture_output=True,
         text=True,
         check=True,
@@ -63,7 +63,14 @@ class Worker:
 
 
 def start_worker(
-    side: str, model_dir: Path, warmup: int, steps: int, threads: int | None, work_dir: Path
+    side: str,
+    model_dir: Path,
+    warmup: int,
+    steps: int,
+    threads: int | None,
+    work_dir: Path,
+    workload: str = "tiny",
+    engine: str = "hf",
 ) -> Worker:
     result_path = work_dir / f"{side}-{time.monotonic_ns()}.json"
     log_path = work_dir / f"{side}.log"
@@ -76,6 +83,8 @@ def start_worker(
         f"--steps={steps}",
         f"--json-out={result_path}",
         f"--gate={turnstile.spec}",
+        f"--workload={workload}",
+        f"--engine={engine}",
         *([f"--threads={threads}"] if threads else []),
     ]
     with log_path.open("w") as log:
@@ -110,11 +119,21 @@ def step_through(worker: Worker) -> None:
 
 
 def run_round(
-    model_dir: Path, warmup: int, steps: int, threads: int | None, work_dir: Path
+    model_dir: Path,
+    warmup: int,
+    steps: int,
+    threads: int | None,
+    work_dir: Path,
+    workload: str = "tiny",
+    engines: dict[str, str] | None = None,
 ) -> dict[str, dict]:
     """Both sides at once, iteration by iteration in turn (`gate.py`); which one goes first
     alternates. Start-up, imports and model loading overlap, but no timed work does."""
-    workers = [start_worker(side, model_dir, warmup, steps, threads, work_dir) for side in SIDES]
+    engines = engines or dict.fromkeys(SIDES, "hf")
+    workers = [
+        start_worker(side, model_dir, warmup, steps, threads, work_dir, workload, engines[side])
+        for side in SIDES
+    ]
     try:
         for worker in workers:
             if not worker.turnstile.await_worker():
@@ -133,20 +152,31 @@ def run_round(
                 worker.proc.wait()
 
 
-def run_rounds(rounds: int, warmup: int, steps: int, threads: int | None, work_dir: Path) -> dict:
+def run_rounds(
+    rounds: int,
+    warmup: int,
+    steps: int,
+    threads: int | None,
+    work_dir: Path,
+    workload: str = "tiny",
+    engines: dict[str, str] | None = None,
+) -> dict:
     """``rounds`` rounds of `run_round`; the summary of each side and the ratio."""
-    model_dir = build_model(work_dir)
+    engines = engines or dict.fromkeys(SIDES, "hf")
+    w = WORKLOADS[workload]
+    model_dir = build_model(work_dir, workload)
     runs: dict[str, list[dict]] = {side: [] for side in SIDES}
     for r in range(rounds):
-        results = run_round(model_dir, warmup, steps, threads, work_dir)
+        results = run_round(model_dir, warmup, steps, threads, work_dir, workload, engines)
         for side, result in results.items():
             runs[side].append(result)
-            rate = WORKLOAD.completions_per_step * steps / sum(result["iteration_s"])
+            rate = w.completions_per_step * steps / sum(result["iteration_s"])
             print(f"  round {r + 1}/{rounds} {side:8s} {rate:6.1f} samples/s", flush=True)
-    sides = {side: summarize(results) for side, results in runs.items()}
+    sides = {side: summarize(results, w) for side, results in runs.items()}
     ratio = sides["reftlab"]["samples_per_s"] / sides["trl"]["samples_per_s"]
     return {
-        "workload": WORKLOAD.as_dict(),
+        "workload": w.as_dict(),
+        "engines": engines,
         "rounds": rounds,
         "warmup_iterations": warmup,
         "timed_iterations_per_round": steps,
@@ -157,8 +187,9 @@ def run_rounds(rounds: int, warmup: int, steps: int, threads: int | None, work_d
     }
 
 
-def summarize(results: list[dict]) -> dict:
-    """Throughput, median iteration, mean seconds per phase and peak memory over all rounds."""
+def summarize(results: list[dict], w=WORKLOAD) -> dict:
+    """Throughput, median iteration, mean seconds per phase and peak memory over all rounds;
+    for reftlab also the limit of an iteration (generation + one forward/backward, alone)."""
     iterations = [t for r in results for t in r["iteration_s"]]
     phases = {
         name: [t for r in results for t in r["phases_s"][name]]
@@ -169,8 +200,19 @@ def summarize(results: list[dict]) -> dict:
     phase_means = {name: sum(values) / n for name, values in phases.items()}
     phase_means["other"] = sum(iterations) / n - sum(phase_means.values())
     tokens = [t for r in results for t in r["completion_tokens"]]
-    samples = WORKLOAD.completions_per_step * n
+    samples = w.completions_per_step * n
+    limits = [r["limit_s"] for r in results if "limit_s" in r]
+    limit = (
+        {
+            name: statistics.mean(x[name] for x in limits)
+            for name in ("generate_s", "forward_backward_s", "total_s")
+        }
+        if limits
+        else None
+    )
     return {
+        "limit_s": limit,
+        "iteration_over_limit": statistics.median(iterations) / limit["total_s"] if limit else None,
         "samples_per_s": samples / sum(iterations),
         "completion_tokens_per_s": samples * statistics.mean(tokens) / sum(iterations),
         "median_iteration_s": statistics.median(iterations),
@@ -204,6 +246,14 @@ def format_table(result: dict) -> str:
     for phase in PHASES:
         x, y = a["phase_mean_s"][phase], b["phase_mean_s"][phase]
         lines.append(f"  {phase:32s}{x:10.3f}{y:10.3f}")
+    if a.get("limit_s"):
+        limit = a["limit_s"]
+        lines.append("")
+        lines.append(
+            f"reftlab's limit (alone): generate {limit['generate_s']:.3f}s + forward/backward "
+            f"{limit['forward_backward_s']:.3f}s = {limit['total_s']:.3f}s; median iteration / "
+            f"limit: {a['iteration_over_limit']:.2f}"
+        )
     return "\n".join(lines)
 
 
@@ -213,11 +263,24 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--threads", type=int, help="torch threads of both sides")
+    parser.add_argument("--workload", choices=sorted(WORKLOADS), default="tiny")
+    parser.add_argument("--reftlab-engine", choices=("hf", "vllm"), default="hf")
+    parser.add_argument("--trl-engine", choices=("hf", "vllm"), default="hf")
     args = parser.parse_args()
+    engines = {"reftlab": args.reftlab_engine, "trl": args.trl_engine}
     with tempfile.TemporaryDirectory(prefix="reftlab-bench-") as work_dir:
-        result = run_rounds(args.rounds, args.warmup, args.steps, args.threads, Path(work_dir))
+        result = run_rounds(
+            args.rounds,
+            args.warmup,
+            args.steps,
+            args.threads,
+            Path(work_dir),
+            args.workload,
+            engines,
+        )
     print(format_table(result))
-    print(f"reftlab/trl samples_per_s ratio: {result['ratio_samples_per_s']:.2f}")
+    label = "" if args.workload == "tiny" else f" {args.workload}-model"
+    print(f"reftlab/trl{label} samples_per_s ratio: {result['ratio_samples_per_s']:.2f}")
 
 
 if __name__ == "__main__":

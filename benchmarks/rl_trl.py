@@ -29,7 +29,7 @@ from statistics import mean
 
 from gate import Gate
 from rl_reftlab import PhaseClock, require_calls
-from rl_setup import WORKLOAD, make_prompt, make_scorer, run_side, step_examples
+from rl_setup import WORKLOAD, Workload, make_prompt, make_scorer, run_side, step_examples
 
 from reftlab.data import Example
 
@@ -44,16 +44,17 @@ def make_reward(scorer):
     return arith_reward
 
 
-def grpo_config(output_dir: str, steps: int):
+def grpo_config(output_dir: str, steps: int, w: Workload = WORKLOAD, engine: str = "hf"):
     from trl import GRPOConfig
 
-    w = WORKLOAD
+    vllm = {"vllm_mode": "colocate", "vllm_enable_sleep_mode": False} if engine == "vllm" else {}
     return GRPOConfig(
         output_dir=output_dir,
         use_cpu=True,
         report_to="none",
-        use_vllm=False,
-        bf16=False,
+        use_vllm=engine == "vllm",
+        **vllm,
+        bf16=w.precision == "bf16",
         gradient_checkpointing=False,
         max_steps=steps,
         per_device_train_batch_size=w.completions_per_step,
@@ -82,10 +83,10 @@ def grpo_config(output_dir: str, steps: int):
     )
 
 
-def prompt_dataset(steps: int):
+def prompt_dataset(steps: int, w: Workload = WORKLOAD):
     from datasets import Dataset
 
-    rows = [e for batch in step_examples(steps) for e in batch]
+    rows = [e for batch in step_examples(steps, w) for e in batch]
     return Dataset.from_dict(
         {
             "prompt": [make_prompt(e) for e in rows],
@@ -96,7 +97,9 @@ def prompt_dataset(steps: int):
     )
 
 
-def run(model_dir: Path, warmup: int, steps: int, gate: Gate) -> dict:
+def run(
+    model_dir: Path, warmup: int, steps: int, gate: Gate, w: Workload = WORKLOAD, engine="hf"
+) -> dict:
     """``warmup + steps`` GRPO steps; timings of the last ``steps`` only."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import GRPOTrainer
@@ -119,8 +122,8 @@ def run(model_dir: Path, warmup: int, steps: int, gate: Gate) -> dict:
         trainer = GRPOTrainer(
             model=AutoModelForCausalLM.from_pretrained(model_dir),
             reward_funcs=make_reward(make_scorer()),
-            args=grpo_config(output_dir, total),
-            train_dataset=prompt_dataset(total),
+            args=grpo_config(output_dir, total, w, engine),
+            train_dataset=prompt_dataset(total, w),
             processing_class=AutoTokenizer.from_pretrained(model_dir),
             callbacks=[StepClock()],
         )
@@ -139,6 +142,7 @@ def run(model_dir: Path, warmup: int, steps: int, gate: Gate) -> dict:
     rollout_ends = clock.ends["rollout"][warmup:]
     return {
         "side": "trl",
+        "engine": engine,
         "iteration_s": iterations,
         "phases_s": {
             "generate": seconds["generate"],

@@ -2,9 +2,12 @@
 
 1. start-up time of the ``reftlab`` command (`startup_time`);
 2. programs/s of the sandbox pool against a fresh process per program (`sandbox_throughput`);
-3. RL samples/s of reftlab against TRL's GRPOTrainer on the same work (`rl_throughput`).
+3. RL samples/s of reftlab against TRL's GRPOTrainer on the same work (`rl_throughput`): the
+   tiny model with transformers' generate on both sides, then the real model (SmolLM2-135M,
+   GSM8K prompts, bf16) with vLLM on both sides when it is installed (`make install-vllm`).
 
-The last line is ``reftlab/trl samples_per_s ratio: X``. This process never imports torch:
+The last two lines are ``reftlab/trl samples_per_s ratio: X`` (tiny model) and
+``reftlab/trl real-model samples_per_s ratio: X``. This process never imports torch:
 the RL sides run in their own processes, and the sandbox pool is not slowed by a large parent.
 
     python benchmarks/run_all.py [--rounds 2] [--warmup 2] [--steps 10]
@@ -13,6 +16,7 @@ the RL sides run in their own processes, and the sandbox pool is not slowed by a
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -85,11 +89,20 @@ def format_sandbox(result: dict) -> str:
     )
 
 
-def run_rl(rounds: int, warmup: int, steps: int, threads: int | None) -> dict:
+def run_rl(
+    rounds: int,
+    warmup: int,
+    steps: int,
+    threads: int | None,
+    workload: str = "tiny",
+    engines: dict[str, str] | None = None,
+) -> dict:
     threads_text = f"{threads} torch thread(s)" if threads else "torch's default threads"
     print(f"{rounds} rounds x ({warmup} warm-up + {steps} timed) iterations, {threads_text}")
     with tempfile.TemporaryDirectory(prefix="reftlab-bench-") as work_dir:
-        result = rl_throughput.run_rounds(rounds, warmup, steps, threads, Path(work_dir))
+        result = rl_throughput.run_rounds(
+            rounds, warmup, steps, threads, Path(work_dir), workload, engines
+        )
     print(rl_throughput.format_table(result))
     return result
 
@@ -115,6 +128,9 @@ def main() -> None:
     parser.add_argument(
         "--default-threads-steps", type=int, default=6, help="RL: timed iterations of those"
     )
+    parser.add_argument("--real-rounds", type=int, default=1, help="real model: rounds (0: skip)")
+    parser.add_argument("--real-warmup", type=int, default=1, help="real model: untimed iterations")
+    parser.add_argument("--real-steps", type=int, default=3, help="real model: timed iterations")
     parser.add_argument("--programs", type=int, default=400, help="sandbox: programs")
     parser.add_argument("--startup-repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -150,6 +166,25 @@ def main() -> None:
             args.default_threads_rounds, args.warmup, args.default_threads_steps, None
         )
 
+    rl_real = None
+    if args.real_rounds:
+        engine = "vllm" if importlib.util.find_spec("vllm") else "hf"
+        real = rl_throughput.WORKLOADS["real"]
+        heading(f"RL iteration throughput, real model: SmolLM2-135M, {engine} on both sides")
+        print(
+            f"{real.prompts_per_step} prompts x {real.completions_per_prompt} completions, max "
+            f"{real.max_new_tokens} new tokens, {real.precision}"
+            + ("" if engine == "vllm" else " (vLLM is not installed: `make install-vllm`)")
+        )
+        rl_real = run_rl(
+            args.real_rounds,
+            args.real_warmup,
+            args.real_steps,
+            None,
+            "real",
+            {"reftlab": engine, "trl": engine},
+        )
+
     elapsed = time.perf_counter() - started
     report = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
@@ -160,11 +195,14 @@ def main() -> None:
         "sandbox": sandbox,
         "rl": rl,
         "rl_default_threads": rl_default_threads,
+        "rl_real": rl_real,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nall benchmarks: {elapsed:.0f}s; results in {args.out}")
     print(f"reftlab/trl samples_per_s ratio: {rl['ratio_samples_per_s']:.2f}")
+    if rl_real is not None:
+        print(f"reftlab/trl real-model samples_per_s ratio: {rl_real['ratio_samples_per_s']:.2f}")
 
 
 if __name__ == "__main__":
