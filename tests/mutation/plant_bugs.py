@@ -303,6 +303,21 @@ MUTANTS = [
         "squared_error / n.clamp(min=1), 0.0)",
         "the unbiased variance divides by n",
     ),
+    # --- the engine's sampling log-probs (truncated importance sampling) ---
+    Mutant(
+        "tis-ratio-inverted",
+        "rl/losses.py",
+        "ratio = torch.exp((logprobs - sampling_logprobs).detach())",
+        "ratio = torch.exp((sampling_logprobs - logprobs).detach())",
+        "the TIS ratio is pi_engine / pi_trainer",
+    ),
+    Mutant(
+        "tis-weights-dropped",
+        STAGE,
+        "        advantages = advantages * weights\n",
+        "",
+        "rollout.tis_cap is logged but never weights the advantages",
+    ),
 ]
 
 

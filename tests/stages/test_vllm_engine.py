@@ -152,6 +152,28 @@ def test_the_same_seed_draws_the_same_samples(engine, build_small, tokenizer):
     assert first.texts[0] != first.texts[1]
 
 
+def test_seeded_sampling_survives_prompts_prefilled_over_several_steps(tokenizer, build_small):
+    """With a small token budget per scheduler step, vLLM prefills a long prompt in chunks and
+    discards the token sampled mid-prompt; seeded sampling must still run (on a CPU, vLLM cannot
+    rewind a request's own generator) and reproduce."""
+    from reftlab.stages.vllm_engine import VLLMEngine
+
+    class SmallSteps(VLLMEngine):
+        def _engine_args(self, lm):
+            return {**super()._engine_args(lm), "max_num_batched_tokens": 32, "max_num_seqs": 4}
+
+    engine = SmallSteps(settings())
+    long_prompts = [" ".join(["Tom has 3 apples and buys 4 more."] * 6)] * 3
+    try:
+        model = build_small(seed=4)
+        first = engine.generate(model, tokenizer, long_prompts, 8, num_return_sequences=2, seed=5)
+        again = engine.generate(model, tokenizer, long_prompts, 8, num_return_sequences=2, seed=5)
+    finally:
+        engine.close()
+    assert first.query_ids.shape[1] > 32  # longer than one step's budget
+    assert first.texts == again.texts
+
+
 def test_starting_the_engine_leaves_the_callers_random_state(build_small, tokenizer):
     """vLLM seeds the process's generators when it starts; the trainer's stream must not notice."""
     import random

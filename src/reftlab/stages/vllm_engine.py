@@ -28,8 +28,11 @@ weights of its own replica, which data parallelism keeps equal on every rank.
 (``logprobs_mode="processed_logprobs"``), the distribution the trainer's log-probs refer to; the RL
 stage logs their gap to the trainer's and can correct it by truncated importance sampling.
 
-**Seeds.** Each prompt's samples have their own seed derived from the call's ``seed`` and the
-prompt's position, so the same seed draws the same samples, run after run. Starting vLLM seeds the
+**Seeds.** On a GPU each prompt's samples have their own seed, derived from the call's ``seed``
+and the prompt's position. On a CPU the call seeds torch's generator instead: vLLM rewinds a
+request's own generator when it discards a token sampled mid-prompt (a prompt prefilled over
+several scheduler steps), which only CUDA generators can do ("CPU Generator does not use
+offset"). Either way the same seed draws the same samples, run after run. Starting vLLM seeds the
 process's random generators, and sampling draws from them too; the caller's generator states are
 restored after both, so that training draws the same numbers whichever engine samples.
 """
@@ -160,14 +163,17 @@ class VLLMEngine:
         eos = eos_token_ids(lm, tokenizer)
         pad = pad_token_id(tokenizer)
         query_rows = encode_prompts(tokenizer, prompts)
+        per_request = lm.device.type == "cuda"  # see "Seeds" in the module docstring
         params = [
             self._sampling_params(
                 max_new_tokens, temperature, top_p, do_sample, num_return_sequences, eos, s
             )
-            for s in self._seeds(seed, len(query_rows))
+            for s in self._seeds(seed if per_request else None, len(query_rows))
         ]
-        # vLLM draws a few numbers from the global generators even for seeded requests.
+        # vLLM draws from the global generators (for unseeded requests all their randomness).
         with preserved_rng():
+            if seed is not None and not per_request:
+                torch.manual_seed(seed)
             outputs = self.llm.generate(
                 [{"prompt_token_ids": row} for row in query_rows], params, use_tqdm=False
             )
