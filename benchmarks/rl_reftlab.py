@@ -58,6 +58,7 @@ def grpo_settings(steps: int, w: Workload = WORKLOAD) -> RLSettings:
         top_p=w.top_p,
         max_new_tokens=w.max_new_tokens,
         seed=w.seed,
+        micro_batch_size=w.micro_batch if w.micro_batch < w.completions_per_step else None,
     )
 
 
@@ -167,7 +168,8 @@ def run(
 def measure_limit(policy, tokenizer, sampler, accelerator, questions, w: Workload) -> dict:
     """The floor of one iteration, measured apart after the loop (the gate is past its last
     turn, so this runs alone): one step's generation by the same engine (weights already
-    loaded), and one forward and backward pass over the generated tokens."""
+    loaded), and one forward and backward pass over the generated tokens, in the update's
+    micro-batches."""
     from reftlab.stages.batches import question_batch
     from reftlab.stages.rollout import compute_logprobs
 
@@ -186,11 +188,18 @@ def measure_limit(policy, tokenizer, sampler, accelerator, questions, w: Workloa
     generate_s = time.perf_counter() - start
     policy.train()
     start = time.perf_counter()
-    with accelerator.autocast():
-        logprobs = compute_logprobs(
-            policy, batch.input_ids, batch.attention_mask, batch.response_mask, w.temperature
-        )
-    (-(logprobs * batch.response_mask).sum() / batch.response_mask.sum()).backward()
+    tokens = batch.response_mask.sum()
+    for first in range(0, batch.input_ids.shape[0], w.micro_batch):  # as the update cuts them
+        rows = slice(first, first + w.micro_batch)
+        with accelerator.autocast():
+            logprobs = compute_logprobs(
+                policy,
+                batch.input_ids[rows],
+                batch.attention_mask[rows],
+                batch.response_mask[rows],
+                w.temperature,
+            )
+        (-logprobs.sum() / tokens).backward()
     forward_backward_s = time.perf_counter() - start
     policy.zero_grad(set_to_none=True)
     return {

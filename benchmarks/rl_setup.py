@@ -51,6 +51,11 @@ class Workload:
     seed: int = 0
     # fp32, or bf16 autocast over fp32 weights (reftlab precision=bf16, TRL bf16=True).
     precision: str = "fp32"
+    # Completions per forward/backward pass, gradients added up to one optimizer step: a real
+    # model's logits for all 64 completions at once (64 x 300 tokens x 49k vocabulary) would
+    # not fit in this machine's memory. reftlab method.micro_batch_size; TRL
+    # per_device_train_batch_size with gradient_accumulation_steps (one generation per step).
+    micro_batch: int = 64
 
     @property
     def completions_per_step(self) -> int:
@@ -62,7 +67,7 @@ class Workload:
 
 WORKLOADS = {
     "tiny": Workload(),
-    "real": Workload(name="real", max_new_tokens=128, lr=1e-6, precision="bf16"),
+    "real": Workload(name="real", max_new_tokens=128, lr=1e-6, precision="bf16", micro_batch=8),
 }
 WORKLOAD = WORKLOADS["tiny"]
 

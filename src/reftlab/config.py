@@ -151,6 +151,8 @@ class RLNode(OnPolicyNode):
     ppo_epochs: int = 2
     value_model: str = "head"
     whiten_advantages: bool = False
+    # Rollouts per forward/backward pass inside a minibatch (memory only; same gradients).
+    micro_batch_size: int | None = None
 
     def check(self) -> None:
         super().check()
@@ -167,7 +169,7 @@ class RLNode(OnPolicyNode):
         one_of(self.kl_estimator, KL_ESTIMATORS, "method.kl_estimator")
         one_of(self.kl_penalty, KL_PENALTIES, "method.kl_penalty")
         one_of(self.value_model, VALUE_MODELS, "method.value_model")
-        for key in ("ppo_epochs", "clip_range", "value_clip_range", "value_lr"):
+        for key in ("ppo_epochs", "clip_range", "value_clip_range", "value_lr", "micro_batch_size"):
             positive(getattr(self, key), f"method.{key}")
         if self.kl_coef < 0:
             raise ConfigError(f"method.kl_coef={self.kl_coef} must be >= 0")

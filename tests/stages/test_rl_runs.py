@@ -300,3 +300,40 @@ def test_a_kl_penalty_keeps_the_policy_closer_to_the_reference(advantage, kl_pen
         kl_after[kl_coef] = kl_to_reference(lm, reference, batch)
     assert kl_after[0.0] > 1.0  # the task signal alone moves the policy away
     assert kl_after[0.5] < 0.8 * kl_after[0.0]
+
+
+class RecordingOptimizer:
+    """Records the gradients of each optimizer step instead of taking it."""
+
+    def __init__(self, model) -> None:
+        self.model, self.steps = model, []
+
+    def step(self) -> None:
+        self.steps.append(torch.cat([p.grad.flatten() for p in self.model.parameters()]))
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.model.zero_grad(set_to_none=set_to_none)
+
+
+def test_micro_batches_bound_memory_without_changing_the_gradients():
+    """`micro_batch_size=1` runs each rollout's forward/backward apart and adds the gradients:
+    the same gradient at every optimizer step (GAE with value loss, KL in the reward, two PPO
+    epochs of two minibatches) to float precision."""
+    from accelerate import Accelerator
+
+    from reftlab.stages.rl import make_experience, update_policy
+
+    batch = rollout_batch()
+    grads = []
+    for micro in (None, 1):
+        policy, reference = PolicyWithValue(tiny_lm(seed=0)), tiny_lm(seed=1)
+        s = settings(
+            advantage="gae", kl_coef=0.1, ppo_epochs=2, micro_batch_size=micro, batch_size=2
+        )
+        exp = make_experience(policy, reference, batch, DIRECTION_SCORES, s)
+        optimizer = RecordingOptimizer(policy)
+        generator = torch.Generator().manual_seed(0)
+        update_policy(policy, optimizer, Accelerator(cpu=True), exp, s, generator=generator)
+        grads.append(torch.stack(optimizer.steps))
+    assert grads[0].shape[0] == 2 and grads[0].abs().max() > 1e-3
+    assert torch.allclose(grads[0], grads[1], atol=1e-6, rtol=1e-4)

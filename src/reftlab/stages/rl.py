@@ -88,6 +88,8 @@ class RLSettings:
     value_lr: float | None = None  # the critic's own parameters; None: lr
     # Truncated importance sampling of the engine's samples (rollout.tis_cap); None: off.
     tis_cap: float | None = None
+    # Rollouts per forward/backward pass (memory only); None: a shard's minibatch rows at once.
+    micro_batch_size: int | None = None
 
     @property
     def uses_values(self) -> bool:
@@ -120,12 +122,33 @@ def make_optimizer(policy, s: RLSettings) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, weight_decay=0.0)
 
 
-def forward_logprobs(model, batch: RolloutBatch, temperature: float, with_values: bool = False):
-    """(logprobs, values or None), both (B, T), of the batch's response tokens."""
-    args = (batch.input_ids, batch.attention_mask, batch.response_mask, temperature)
-    if with_values:
-        return compute_logprobs_and_values(model, *args)
-    return compute_logprobs(model, *args), None
+def forward_logprobs(
+    model,
+    batch: RolloutBatch,
+    temperature: float,
+    with_values: bool = False,
+    micro_batch_size: int | None = None,
+):
+    """(logprobs, values or None), both (B, T), of the batch's response tokens; the forward
+    passes take at most `micro_batch_size` rows each (all of them when None)."""
+    rows = batch.input_ids.shape[0]
+    step = micro_batch_size or rows
+    parts = []
+    for start in range(0, rows, step):
+        part = slice(start, start + step)
+        args = (
+            batch.input_ids[part],
+            batch.attention_mask[part],
+            batch.response_mask[part],
+            temperature,
+        )
+        if with_values:
+            parts.append(compute_logprobs_and_values(model, *args))
+        else:
+            parts.append((compute_logprobs(model, *args), None))
+    logprobs = torch.cat([lp for lp, _ in parts])
+    values = torch.cat([v for _, v in parts]) if with_values else None
+    return logprobs, values
 
 
 def select_rows(batch: RolloutBatch, rows: torch.Tensor) -> RolloutBatch:
@@ -166,12 +189,16 @@ def make_experience(
         old_logprobs, old_values = None, None
     else:
         old_logprobs, old_values = forward_logprobs(
-            policy, batch, s.temperature, with_values=s.uses_values
+            policy, batch, s.temperature, s.uses_values, s.micro_batch_size
         )
     needs_ref = s.kl_coef > 0
     if needs_ref and ref_model is None:
         raise ValueError(f"kl_coef={s.kl_coef} needs a reference model; got none")
-    ref_logprobs = forward_logprobs(ref_model, batch, s.temperature)[0] if needs_ref else None
+    ref_logprobs = (
+        forward_logprobs(ref_model, batch, s.temperature, False, s.micro_batch_size)[0]
+        if needs_ref
+        else None
+    )
 
     if needs_ref and s.kl_penalty == "reward":
         rewards, kl = kl_penalized_rewards(
@@ -288,6 +315,25 @@ def minibatch_tokens(work: Sequence[ShardWork], minibatches) -> list[float]:
     return distributed.all_reduce_sum(local_tokens)
 
 
+def micro_batches(
+    work: Sequence[ShardWork],
+    minibatch: Sequence[torch.Tensor],
+    epoch_orders: Sequence[torch.Tensor],
+    micro_batch_size: int | None,
+) -> list[tuple[ShardWork, torch.Tensor, float]]:
+    """The forward/backward passes of one minibatch on this process: (shard, rows, weight), each
+    shard's rows cut into runs of at most `micro_batch_size`. A shard with no rows in this
+    minibatch still takes one pass, on one row with weight 0, to join the gradient all-reduce."""
+    passes = []
+    for position, (w, rows) in enumerate(zip(work, minibatch, strict=True)):
+        if len(rows) == 0:
+            passes.append((w, epoch_orders[position][:1], 0.0))
+            continue
+        step = micro_batch_size or len(rows)
+        passes += [(w, rows[i : i + step], w.weight) for i in range(0, len(rows), step)]
+    return passes
+
+
 def update_policy(
     policy,
     optimizer,
@@ -318,19 +364,18 @@ def update_policy(
             mb_tokens = next(total_tokens)
             if mb_tokens == 0:  # no shard has rows left for this minibatch
                 continue
-            for position, (w, rows) in enumerate(zip(work, minibatch, strict=True)):
-                weight = w.weight
-                if len(rows) == 0:  # joins the all-reduce with a zero gradient
-                    rows, weight = orders[epoch][position][:1], 0.0
+            passes = micro_batches(work, minibatch, orders[epoch], s.micro_batch_size)
+            for index, (w, rows, weight) in enumerate(passes):
                 tokens = w.exp.batch.response_mask[rows].sum().item()
                 scale = weight * (tokens / mb_tokens) * layout.processes
-                # Gradients are all-reduced once, at this process's last shard.
-                last = position == len(work) - 1
+                # Gradients are all-reduced once, at this process's last pass.
+                last = index == len(passes) - 1
                 with contextlib.nullcontext() if last else accelerator.no_sync(policy):
                     loss, mb_stats = minibatch_loss(policy, w.exp, rows, s, accelerator)
                     accelerator.backward(loss * scale)
-                # One shard: the plain mean over minibatches; several: weighted by tokens.
-                stats.add(mb_stats, 1.0 if layout.n_shards == 1 else weight * tokens)
+                # One pass: the plain mean over minibatches; several: weighted by tokens.
+                one_pass = layout.n_shards == 1 and len(passes) == 1
+                stats.add(mb_stats, 1.0 if one_pass else weight * tokens)
             norm = accelerator.clip_grad_norm_(policy.parameters(), s.max_grad_norm)
             stats.add({"grad_norm": grad_norm_value(norm)}, 1.0)
             optimizer.step()
