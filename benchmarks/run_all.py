@@ -168,9 +168,12 @@ def main() -> None:
 
     rl_real = None
     if args.real_rounds:
+        # TRL's own vLLM colocate mode cannot sync weights into the CPU build of vLLM (its
+        # model.load_weights path fails there; benchmarks/README.md), so TRL samples with
+        # generate on a CPU; on a GPU pass --trl-engine vllm to rl_throughput.py.
         engine = "vllm" if importlib.util.find_spec("vllm") else "hf"
         real = rl_throughput.WORKLOADS["real"]
-        heading(f"RL iteration throughput, real model: SmolLM2-135M, {engine} on both sides")
+        heading(f"RL iteration throughput, real model: SmolLM2-135M, reftlab {engine}, TRL hf")
         print(
             f"{real.prompts_per_step} prompts x {real.completions_per_prompt} completions, max "
             f"{real.max_new_tokens} new tokens, {real.precision}"
@@ -182,7 +185,7 @@ def main() -> None:
             args.real_steps,
             None,
             "real",
-            {"reftlab": engine, "trl": engine},
+            {"reftlab": engine, "trl": "hf"},
         )
 
     elapsed = time.perf_counter() - started
