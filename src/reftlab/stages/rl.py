@@ -474,9 +474,7 @@ def train_rl(
     engine: RolloutEngine = HF,
 ) -> dict[str, float]:
     """Run `s.steps` RL steps on `questions`, updating `policy` in place; return last metrics.
-
-    `engine` samples the rollouts; a vLLM engine picks up the policy's new weights before it
-    samples the next step.
+    `engine` samples the rollouts (a vLLM engine loads the policy's new weights first).
 
     `extra_metrics(rollout_examples, scores)`, if given, adds metrics to each step's record (one
     example per rollout row, scores (B,)); PrefixRL splits the reward by prefixed and plain rows.

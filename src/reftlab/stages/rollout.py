@@ -93,9 +93,7 @@ def generate(
     ``return_logprobs`` also returns the sampling log-probs (for checks; PPO should use
     :func:`compute_logprobs`, which sees the same numerics as the update).
     """
-    if decoder not in DECODERS:
-        raise ValueError(f"unknown decoder {decoder!r}; known: {', '.join(DECODERS)}")
-    check_generation_args(max_new_tokens, do_sample, temperature)
+    check_generation_args(max_new_tokens, do_sample, temperature, decoder)
     lm = unwrap_policy(model)
     sampling = _Sampling(
         max_new_tokens=max_new_tokens,
@@ -131,7 +129,11 @@ def generate(
     )
 
 
-def check_generation_args(max_new_tokens: int, do_sample: bool, temperature: float) -> None:
+def check_generation_args(
+    max_new_tokens: int, do_sample: bool, temperature: float, decoder: str = "hf"
+) -> None:
+    if decoder not in DECODERS:
+        raise ValueError(f"unknown decoder {decoder!r}; known: {', '.join(DECODERS)}")
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
     if do_sample and temperature <= 0:
