@@ -92,11 +92,11 @@ def main() -> None:
         lambda: generate(bf16_weights, tokenizer, prompts[:8], max_new_tokens=64, seed=0), 1
     )
     if importlib.util.find_spec("vllm"):
-        from reftlab.stages.engines import EngineSettings
+        from reftlab.stages.engines import VLLMSettings
         from reftlab.stages.vllm_engine import VLLMEngine
 
         for dtype in ("float32", "bfloat16"):
-            engine = VLLMEngine(EngineSettings(engine="vllm", dtype=dtype))
+            engine = VLLMEngine(VLLMSettings(dtype=dtype))
             engine.generate(model, tokenizer, prompts[:1], 4, do_sample=False)  # start it
             rates = []
             for seed in (0, 1):

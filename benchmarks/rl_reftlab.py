@@ -28,7 +28,7 @@ import reftlab.stages.rl as rl
 from reftlab.methods.env import make_accelerator
 from reftlab.runtime.context import RunContext, seed_everything
 from reftlab.runtime.tracking import MetricsLogger
-from reftlab.stages.engines import HF, EngineSettings
+from reftlab.stages.engines import HF, VLLMSettings
 from reftlab.stages.rl import RLSettings
 
 PHASES = ("generate", "score", "experience", "update")
@@ -106,7 +106,7 @@ def make_engine(name: str, w: Workload):
     from reftlab.stages.vllm_engine import VLLMEngine
 
     dtype = "bfloat16" if w.precision == "bf16" else "float32"
-    return VLLMEngine(EngineSettings(engine="vllm", dtype=dtype, seed=w.seed))
+    return VLLMEngine(VLLMSettings(dtype=dtype, seed=w.seed))
 
 
 def run(

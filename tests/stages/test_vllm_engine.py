@@ -12,7 +12,7 @@ import torch
 
 from reftlab.errors import ReftlabError
 from reftlab.models.tiny import build_tiny_model
-from reftlab.stages.engines import EngineSettings, vllm_installed
+from reftlab.stages.engines import VLLMSettings, vllm_installed
 from reftlab.stages.rollout import compute_logprobs, generate
 from tests.models.conftest import fit_trained_pairs
 
@@ -23,11 +23,9 @@ pytestmark = pytest.mark.skipif(
 PROMPTS = ["Tom has 3 apples and buys 4 more.", "What is 12 plus 30?", "Sam"]
 
 
-def settings(**changes) -> EngineSettings:
+def settings(**changes) -> VLLMSettings:
     # fp32, as the tiny models train: greedy decoding can then agree token for token.
-    return EngineSettings(
-        **{"engine": "vllm", "dtype": "float32", "cpu_kv_cache_gb": 0.25, **changes}
-    )
+    return VLLMSettings(**{"dtype": "float32", "cpu_kv_cache_gb": 0.25, **changes})
 
 
 def small(tokenizer, seed: int = 0, num_heads: int = 2):

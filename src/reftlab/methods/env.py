@@ -27,8 +27,8 @@ from reftlab.runtime import distributed
 from reftlab.runtime.context import RunContext, seed_everything
 from reftlab.stages.engines import (
     HF,
-    EngineSettings,
     RolloutEngine,
+    VLLMSettings,
     check_engine_available,
 )
 from reftlab.stages.rl import RLSettings, rl_steps_for
@@ -157,9 +157,7 @@ def make_run_engine(run: RunConfig, mixed_precision: str) -> RolloutEngine:
     from reftlab.stages.vllm_engine import VLLMEngine
 
     dtype = "bfloat16" if r.vllm.dtype == "auto" and mixed_precision == "bf16" else r.vllm.dtype
-    return VLLMEngine(
-        settings_from(r.vllm, EngineSettings, engine=r.engine, dtype=dtype, seed=run.seed)
-    )
+    return VLLMEngine(settings_from(r.vllm, VLLMSettings, dtype=dtype, seed=run.seed))
 
 
 def settings_from(node: Any, settings: type[Settings], **given: Any) -> Settings:

@@ -37,11 +37,10 @@ INSTALL_VLLM = (
 
 
 @dataclass(frozen=True)
-class EngineSettings:
-    """The `rollout` node's engine knobs, and what the run derives for them."""
+class VLLMSettings:
+    """The vLLM engine's knobs (`rollout.vllm`), and the run's seed."""
 
-    engine: str = "hf"
-    # vLLM only: compute dtype ("auto": the policy's), eager mode, memory for the KV cache.
+    # Compute dtype ("auto": the policy's), eager mode, memory for the KV cache.
     dtype: str = "auto"
     enforce_eager: bool = True
     gpu_memory_utilization: float = 0.3

@@ -57,7 +57,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from reftlab.errors import ReftlabError
 from reftlab.models.value import unwrap_policy
-from reftlab.stages.engines import INSTALL_VLLM, EngineSettings
+from reftlab.stages.engines import INSTALL_VLLM, VLLMSettings
 from reftlab.stages.rollout import (
     RolloutBatch,
     check_generation_args,
@@ -132,7 +132,7 @@ class VLLMEngine:
 
     name = "vllm"
 
-    def __init__(self, s: EngineSettings) -> None:
+    def __init__(self, s: VLLMSettings) -> None:
         self.s = s
         self.llm = None
         self._config_json: str | None = None
