@@ -386,6 +386,24 @@ class BudgetConfig(Node):
     max_rl_steps: int | None = None
     max_new_tokens: int | None = None
     max_samples_per_question: int | None = None
+    # Greedy test accuracy every N optimizer steps of each SFT and RL stage; 0: at stage ends only.
+    eval_every: int = 0
+
+    def check(self) -> None:
+        for key in (
+            "max_train_examples",
+            "max_test_examples",
+            "max_epochs",
+            "max_rl_steps",
+            "max_new_tokens",
+            "max_samples_per_question",
+        ):
+            positive(getattr(self, key), f"budget.{key}")
+        if self.eval_every < 0:
+            raise ConfigError(
+                f"budget.eval_every must be 0 (evaluate at stage ends only) or a number of "
+                f"steps, got {self.eval_every}"
+            )
 
 
 @dataclass
@@ -516,7 +534,8 @@ def to_run_config(cfg: DictConfig) -> RunConfig:
 
 def validate(run: RunConfig) -> None:
     """Check every node's rules and those that span nodes, before any model or data is loaded."""
-    for node in (run.method, run.cot, run.dataset, run.model, run.eval, run.rollout, run.logger):
+    nodes = (run.method, run.cot, run.dataset, run.model, run.budget, run.eval, run.rollout)
+    for node in (*nodes, run.logger):
         node.check()
     one_of(run.precision, PRECISIONS, "precision")
     if run.grad_accum < 1:

@@ -10,6 +10,7 @@ import pytest
 
 from reftlab.runtime import preemption
 from reftlab.runtime.context import RunContext
+from reftlab.runtime.loop import Periodic
 from reftlab.runtime.tracking import MetricsLogger
 
 
@@ -101,3 +102,12 @@ def test_a_finished_stage_is_recorded_before_the_requeue(tmp_path, signalled, mo
     # The requeued job skips it.
     resumed = open_run(ctx.run_dir, resume=True)
     assert resumed.stage("evaluate", lambda: pytest.fail("ran twice")) == {"eval/accuracy": 0.5}
+
+
+@pytest.mark.parametrize(
+    ("every", "total", "due"),
+    [(3, 7, [3, 6]), (3, 6, [3]), (1, 4, [1, 2, 3]), (0, 5, []), (10, 5, [])],
+)
+def test_periodic_work_comes_every_n_steps_but_not_after_the_last(every, total, due):
+    periodic = Periodic(every, lambda model, step: {})
+    assert [s for s in range(1, total + 1) if periodic.due(s, total)] == due

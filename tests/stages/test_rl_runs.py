@@ -106,20 +106,47 @@ def test_reft_run_starts_at_zero_kl_and_logs_healthy_ppo_metrics(tmp_path):
 
 
 @pytest.mark.slow
-def test_same_seed_gives_the_same_metrics(tmp_path):
+def test_same_seed_gives_the_same_metrics_with_or_without_evaluations_during_training(tmp_path):
     runs = []
-    for i in range(2):  # separate caches: the second run must not reuse the first's warm-up
+    # Separate caches: the second run must not reuse the first's warm-up.
+    for i, extra in enumerate(([], ["budget.eval_every=1"])):
         run_dir = tmp_path / f"run{i}"
         reftlab(
             run_dir,
             tmp_path / f"cache{i}",
             "method=reft",
-            "budget.max_rl_steps=2",
+            "budget.max_rl_steps=3",
             "method.batch_size=16",
             "method.mini_batch_size=16",
+            *extra,
         )
         runs.append([{k: v for k, v in r.items() if k != "time"} for r in metrics(run_dir)])
-    assert runs[0] == runs[1]
+    plain, evaluated = runs
+    # budget.eval_every=1: greedy test accuracy after every step but each stage's last (the
+    # stage's own closing evaluation covers that), in that step's record; and the untouched
+    # model's before the warm-up's first step, at step 0.
+    n_sft = max(r["step"] for r in plain if r["stage"] == "sft_warmup")
+    during = [
+        r
+        for r in evaluated
+        if "eval/accuracy" in r and (r["step"] == 0 or any(k.startswith("train/") for k in r))
+    ]
+    by_stage = {s: [r["step"] for r in during if r["stage"] == s] for s in ("sft_warmup", "ppo")}
+    assert by_stage["sft_warmup"] == list(range(n_sft))
+    assert by_stage["ppo"] == [n_sft + 1, n_sft + 2]
+    for record in during:
+        stage_step = record["step"] - (n_sft if record["stage"] == "ppo" else 0)
+        path = tmp_path / "run1" / "predictions" / f"{record['stage']}-step{stage_step}.jsonl"
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        assert len(rows) == 16
+        assert record["eval/accuracy"] == pytest.approx(sum(r["correct"] for r in rows) / 16)
+    # Greedy decoding draws no random numbers: training is the same step for step.
+    stripped = [
+        {k: v for k, v in r.items() if not (k.startswith("eval/") and r in during)}
+        for r in evaluated
+        if not (r["step"] == 0 and r in during)
+    ]
+    assert stripped == plain
 
 
 @pytest.mark.slow

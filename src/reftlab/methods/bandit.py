@@ -15,7 +15,7 @@ method.policy_loss=ppo_clip), method.reward_shape.
 from __future__ import annotations
 
 from reftlab.methods.env import Env, finish_stage, frozen_copy, rl_settings, with_value_head
-from reftlab.methods.evaluation import evaluate_final
+from reftlab.methods.evaluation import evaluate_final, periodic_evaluation
 from reftlab.methods.warmup import warmup
 from reftlab.models.value import disable_dropout
 from reftlab.stages.rl import train_rl
@@ -43,6 +43,7 @@ def train_and_evaluate(env: Env, model) -> dict:
             env.accelerator,
             "policy_gradient",
             engine=env.engine,
+            periodic=periodic_evaluation(env, "policy_gradient"),
         )
         return finish_stage(env, "policy_gradient", policy)
 

@@ -16,6 +16,7 @@ from reftlab.methods.schedule import capped
 from reftlab.models.checkpoints import load_checkpoint
 from reftlab.models.value import unwrap_policy
 from reftlab.runtime import distributed
+from reftlab.runtime.loop import Periodic
 from reftlab.runtime.reuse import cached_stage, stage_key
 from reftlab.stages.evaluate import Predictions, predict, summarise_predictions
 from reftlab.stages.reward_model import (
@@ -35,16 +36,19 @@ def predictions_file(env: Env, name: str) -> Path:
     return env.run_dir / "predictions" / f"{name}.jsonl"
 
 
-def evaluate(env: Env, model, name: str, warmup: WarmupSource | None) -> dict[str, float]:
+def evaluate(
+    env: Env, model, name: str, warmup: WarmupSource | None, greedy_only: bool = False
+) -> dict[str, float]:
     """Evaluate on the test split; predictions go to `predictions/<name>.jsonl`.
 
     With `eval.samples=k`: maj@k and pass@k; with `eval.rerank=true` also rerank@k (the reward
     model is trained from `warmup` first if the run has none yet); on multiple choice, the
-    hacking check.
+    hacking check. `greedy_only`: greedy accuracy alone (the evaluations during training).
     """
     s, e = env.schedule, env.run.eval
+    samples = 1 if greedy_only else s.eval_samples
     rerank = None
-    if e.rerank and s.eval_samples > 1:
+    if e.rerank and samples > 1:
         reward_model, rm_tokenizer = load_reward_model(
             reward_model_folder(env, warmup), env.accelerator.device, weights_dtype(env)
         )
@@ -61,7 +65,7 @@ def evaluate(env: Env, model, name: str, warmup: WarmupSource | None) -> dict[st
         env.scorer,
         batch_size=e.batch_size,
         max_new_tokens=s.max_new_tokens,
-        samples=s.eval_samples,
+        samples=samples,
         temperature=e.temperature,
         seed=env.run.seed,
         first_index=start,
@@ -74,10 +78,26 @@ def evaluate(env: Env, model, name: str, warmup: WarmupSource | None) -> dict[st
         Predictions.concatenate(distributed.gather_objects(mine)),
         env.splits.test,
         env.scorer,
-        s.eval_samples,
+        samples,
         check_hacking=env.splits.answer_type == CHOICE,
         predictions_path=predictions_file(env, name) if world.is_main else None,
     )
+
+
+def periodic_evaluation(env: Env, stage: str, at_start: bool = False) -> Periodic | None:
+    """`budget.eval_every`: greedy test accuracy every so many optimizer steps of `stage`
+    (logged as `eval/accuracy` at that step), predictions in `predictions/<stage>-step<N>.jsonl`;
+    `at_start`: also before its first step (step0: the model the stage starts from). Greedy
+    decoding draws no random numbers, so the training run is the same with or without."""
+    every = env.run.budget.eval_every
+    if not every:
+        return None
+
+    def call(model, stage_step: int) -> dict[str, float]:
+        lm = env.accelerator.unwrap_model(model)
+        return evaluate(env, lm, f"{stage}-step{stage_step}", None, greedy_only=True)
+
+    return Periodic(every, call, at_start)
 
 
 def evaluate_final(env: Env, trained: dict, warmup: Warmup) -> dict:

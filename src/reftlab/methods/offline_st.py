@@ -21,7 +21,7 @@ from reftlab.methods.env import (
     sampling_settings,
     sft_settings,
 )
-from reftlab.methods.evaluation import evaluate_final
+from reftlab.methods.evaluation import evaluate_final, periodic_evaluation
 from reftlab.methods.warmup import warmup
 from reftlab.stages.selftrain import read_pairs, sample_and_filter
 from reftlab.stages.sft import train_sft
@@ -62,6 +62,7 @@ def sft_on_samples(env: Env, warmed, kept: dict) -> dict:
         env.ctx,
         env.accelerator,
         "sft_on_samples",
+        periodic=periodic_evaluation(env, "sft_on_samples"),
     )
     return finish_stage(env, "sft_on_samples", start)
 

@@ -10,7 +10,7 @@ the current policy, keeps the correct samples and takes NLL steps on them.
 from __future__ import annotations
 
 from reftlab.methods.env import Env, finish_stage, settings_from
-from reftlab.methods.evaluation import evaluate_final
+from reftlab.methods.evaluation import evaluate_final, periodic_evaluation
 from reftlab.methods.warmup import warmup
 from reftlab.stages.rl import rl_steps_for
 from reftlab.stages.selftrain import OnlineSTSettings, train_online_st
@@ -46,6 +46,7 @@ def train_and_evaluate(env: Env, model) -> dict:
             env.accelerator,
             "online_self_training",
             engine=env.engine,
+            periodic=periodic_evaluation(env, "online_self_training"),
         )
         return finish_stage(env, "online_self_training", model)
 

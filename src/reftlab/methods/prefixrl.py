@@ -27,7 +27,7 @@ from reftlab.methods.env import (
     sft_settings,
     with_value_head,
 )
-from reftlab.methods.evaluation import evaluate_final
+from reftlab.methods.evaluation import evaluate_final, periodic_evaluation
 from reftlab.methods.warmup import warmup
 from reftlab.models.checkpoints import load_checkpoint
 from reftlab.models.value import disable_dropout
@@ -89,6 +89,7 @@ def sft_on_traces(env: Env, model, traces: dict[str, list[str]]) -> dict:
         env.ctx,
         env.accelerator,
         "sft_on_traces",
+        periodic=periodic_evaluation(env, "sft_on_traces"),
     )
     return finish_stage(env, "sft_on_traces", model)
 
@@ -123,6 +124,7 @@ def rl_on_pool(env: Env, model, traces: dict[str, list[str]], stage: str) -> dic
         stage,
         extra_metrics=split,
         engine=env.engine,
+        periodic=periodic_evaluation(env, stage),
     )
     return {
         **finish_stage(env, stage, policy),

@@ -9,7 +9,7 @@ One rollout per question, ppo_epochs clipped passes per batch; see conf/method/r
 from __future__ import annotations
 
 from reftlab.methods.env import Env, finish_stage, frozen_copy, rl_settings, with_value_head
-from reftlab.methods.evaluation import evaluate_final
+from reftlab.methods.evaluation import evaluate_final, periodic_evaluation
 from reftlab.methods.warmup import warmup
 from reftlab.stages.rl import train_rl
 
@@ -34,6 +34,7 @@ def train_and_evaluate(env: Env, model) -> dict:
             env.accelerator,
             "ppo",
             engine=env.engine,
+            periodic=periodic_evaluation(env, "ppo"),
         )
         return finish_stage(env, "ppo", policy)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from reftlab.methods.env import Env, Warmup, WarmupSource, sft_pairs, sft_settings
-from reftlab.methods.evaluation import evaluate, predictions_file
+from reftlab.methods.evaluation import evaluate, periodic_evaluation, predictions_file
 from reftlab.models.checkpoints import load_checkpoint, save_checkpoint
 from reftlab.runtime import distributed
 from reftlab.runtime.reuse import cached_stage, stage_key
@@ -57,6 +57,8 @@ def train_and_cache(env: Env, model, stage: str, epochs: int, source: WarmupSour
         env.ctx,
         env.accelerator,
         stage,
+        # From step 0: the untouched model's accuracy starts the curve.
+        periodic=periodic_evaluation(env, stage, at_start=True),
     )
     distributed.check_replicas(model, stage)
     # Saved before evaluating: a reranked evaluation trains its reward model from it.

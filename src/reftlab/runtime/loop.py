@@ -10,7 +10,10 @@ left in the run dir (weights, optimizer, scheduler, step counter, RNG and the lo
 that the resumed run takes the same steps on the same data as an uninterrupted one. Then, after
 every step, it counts it (`ctx.global_step`), logs its metrics, moves the progress bar (rank 0
 only) and crosses the step boundary: a checkpoint every `save_every` steps, and on SLURM's
-warning signal a checkpoint and the requeue (`RunContext.step_boundary`). A loop whose result
+warning signal a checkpoint and the requeue (`RunContext.step_boundary`). A `Periodic` given to
+`run` (the test evaluation of `budget.eval_every`) runs every so many steps, before the last,
+and its metrics join that step's record (one with `at_start` also runs before a fresh stage's
+first step, logged at the step the stage starts from). A loop whose result
 needs running totals over its steps (the reward model's last-epoch summary) keeps them in
 `state`, which travels inside each checkpoint.
 """
@@ -33,6 +36,20 @@ from reftlab.runtime.trainer_state import resume_training, save_trainer_state
 LOOP_STATE_FILE = "loop_state.json"
 
 Step = Callable[[int], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Periodic:
+    """Work done on the loop's model every `every` steps (not after the last step: the stage's
+    own closing evaluation covers that), and with `at_start` also before the first step;
+    `call(model, stage_step)` returns metrics that are logged with that step's."""
+
+    every: int
+    call: Callable[[Any, int], dict[str, Any]]
+    at_start: bool = False
+
+    def due(self, stage_step: int, total_steps: int) -> bool:
+        return self.every > 0 and stage_step % self.every == 0 and stage_step < total_steps
 
 
 @dataclass(frozen=True)
@@ -79,6 +96,7 @@ class TrainingLoop:
         step: Step,
         show: Sequence[Shown] = (),
         state: dict[str, Any] | None = None,
+        periodic: Periodic | None = None,
     ) -> dict[str, Any]:
         """Run `step(index)` for the steps `total_steps` has left after a resume; return the
         last step's metrics ({} when none ran), with the model in eval mode.
@@ -89,6 +107,9 @@ class TrainingLoop:
         """
         ctx = self.ctx
         start = self._resume(state)
+        if periodic is not None and periodic.at_start and periodic.every > 0 and start == 0:
+            ctx.log(periodic.call(self.model, 0))
+            self.model.train()
 
         def save(folder: Path) -> None:
             self._save(folder, state)
@@ -104,6 +125,9 @@ class TrainingLoop:
         metrics: dict[str, Any] = {}
         for index in range(start, total_steps):
             metrics = step(index)
+            if periodic is not None and periodic.due(index + 1, total_steps):
+                metrics = {**metrics, **periodic.call(self.model, index + 1)}
+                self.model.train()
             ctx.global_step += 1
             ctx.log(metrics)
             bar.set_postfix({s.label: format(metrics[s.key], s.fmt) for s in show})

@@ -44,7 +44,7 @@ from reftlab.rl.masked import masked_mean, whiten
 from reftlab.rl.registry import advantage_spec
 from reftlab.runtime import distributed
 from reftlab.runtime.context import RunContext
-from reftlab.runtime.loop import Shown, TrainingLoop
+from reftlab.runtime.loop import Periodic, Shown, TrainingLoop
 from reftlab.runtime.trainer_state import grad_norm_value
 from reftlab.stages.batches import question_batch, step_seed
 from reftlab.stages.engines import HF, RolloutEngine
@@ -472,9 +472,11 @@ def train_rl(
     stage: str,
     extra_metrics: Callable[[list[Example], torch.Tensor], dict[str, float]] | None = None,
     engine: RolloutEngine = HF,
+    periodic: Periodic | None = None,
 ) -> dict[str, float]:
     """Run `s.steps` RL steps on `questions`, updating `policy` in place; return last metrics.
-    `engine` samples the rollouts (a vLLM engine loads the policy's new weights first).
+    `engine` samples the rollouts (a vLLM engine loads the policy's new weights first);
+    `periodic` (the test evaluation of `budget.eval_every`) runs between steps.
 
     `extra_metrics(rollout_examples, scores)`, if given, adds metrics to each step's record (one
     example per rollout row, scores (B,)); PrefixRL splits the reward by prefixed and plain rows.
@@ -522,4 +524,4 @@ def train_rl(
         Shown("acc", "train/accuracy", ".2f"),
         Shown("kl", "train/kl"),
     ]
-    return loop.run(s.steps, step, show)
+    return loop.run(s.steps, step, show, periodic=periodic)

@@ -27,7 +27,7 @@ from reftlab.data.traces import read_trace_file, select_targets, write_trace_fil
 from reftlab.models.value import unwrap_policy
 from reftlab.rewards.scorer import Scorer
 from reftlab.runtime.context import RunContext
-from reftlab.runtime.loop import Shown, TrainingLoop
+from reftlab.runtime.loop import Periodic, Shown, TrainingLoop
 from reftlab.stages.batches import (
     collate,
     completion_nll,
@@ -169,9 +169,10 @@ def train_online_st(
     accelerator,
     stage: str,
     engine: RolloutEngine = HF,
+    periodic: Periodic | None = None,
 ) -> dict[str, float]:
     """Run ``s.steps`` online self-training steps, updating ``policy`` in place; return the
-    last metrics. Checkpoints and resumes like ``train_rl``."""
+    last metrics. Checkpoints, resumes and evaluates between steps like ``train_rl``."""
     optimizer = torch.optim.AdamW(policy.parameters(), lr=s.lr, weight_decay=0.0)
     loop = TrainingLoop(stage, ctx, accelerator, policy, optimizer)
     policy = loop.model
@@ -213,4 +214,4 @@ def train_online_st(
         return metrics
 
     show = [Shown("acc", "train/accuracy", ".2f"), Shown("kept", "train/kept_samples", "d")]
-    return loop.run(s.steps, step, show)
+    return loop.run(s.steps, step, show, periodic=periodic)

@@ -23,7 +23,7 @@ import torch
 
 from reftlab.runtime import distributed
 from reftlab.runtime.context import RunContext
-from reftlab.runtime.loop import Shown, TrainingLoop, linear_schedule
+from reftlab.runtime.loop import Periodic, Shown, TrainingLoop, linear_schedule
 from reftlab.runtime.trainer_state import grad_norm_value
 from reftlab.stages.batches import (
     collate,
@@ -96,8 +96,10 @@ def train_sft(
     ctx: RunContext,
     accelerator,
     stage: str,
+    periodic: Periodic | None = None,
 ) -> dict[str, float]:
     """Train `model` in place for `settings.epochs` epochs; returns the last metrics.
+    `periodic` (the test evaluation of `budget.eval_every`) runs between steps.
 
     Checkpoints every `ctx.save_every` steps; if `ctx` holds a checkpoint of this stage from an
     interrupted attempt, training continues from it with the same step counter and data order.
@@ -136,4 +138,5 @@ def train_sft(
         total_steps,
         step,
         show=[Shown("loss", "train/sft_loss"), Shown("epoch", "train/epoch", ".2f")],
+        periodic=periodic,
     )
