@@ -263,12 +263,18 @@ class PrefixNode(Node):
 
 @dataclass
 class SFTConfig(SFTNode, MethodConfig):
+    # Epochs of SFT continued from the warm-up with a fresh optimizer, as an RL stage starts:
+    # "train SFT longer" at an RL stage's compute. 0: the warm-up is the whole run.
+    continue_epochs: int = 0
+
     def check(self) -> None:
         super().check()
         if self.warmup_epochs == 0:
             raise ConfigError(
                 "method=sft with method.warmup_epochs=0 trains nothing; set it to 1 or more"
             )
+        if self.continue_epochs < 0:
+            raise ConfigError(f"method.continue_epochs={self.continue_epochs} must be >= 0")
 
 
 @dataclass

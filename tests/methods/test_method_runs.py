@@ -90,6 +90,38 @@ def test_bandit(tmp_path, cache):
 
 
 @pytest.mark.slow
+def test_sft_continued_from_an_rl_runs_warmup(tmp_path):
+    """method.continue_epochs: the RL run's cached warm-up, then more SFT from it."""
+    cache = tmp_path / "cache"
+    reftlab(
+        tmp_path / "bandit",
+        cache,
+        "method=bandit",
+        "method.batch_size=16",
+        "method.mini_batch_size=16",
+    )
+    run_dir = tmp_path / "sft"
+    summary = reftlab(run_dir, cache, "method=sft", "method.continue_epochs=2")
+    warm = stage_result(run_dir, "sft_warmup")
+    assert (
+        warm["reused"]
+        and warm["model_dir"] == stage_result(tmp_path / "bandit", "sft_warmup")["model_dir"]
+    )
+    warm_test = records(tmp_path / "bandit", "sft_warmup")[-1]["eval/accuracy"]
+    assert summary["warmup_test_accuracy"] == warm_test
+    # 32 smoke examples in steps of 64 (conf/demo/arith_tiny.yaml): one step per epoch.
+    continued = records(run_dir, "sft_continued")
+    assert len(continued) == 2
+    # It starts where the warm-up ended, not from the base model: the loss of its first step is
+    # the warm-up's last, well below the base model's first.
+    warmup_steps = records(tmp_path / "bandit", "sft_warmup")
+    warmup_losses = [r["train/sft_loss"] for r in warmup_steps if "train/sft_loss" in r]
+    assert continued[0]["train/sft_loss"] < warmup_losses[0] - 0.5
+    assert continued[0]["train/sft_loss"] == pytest.approx(warmup_losses[-1], rel=0.2)
+    assert (run_dir / "predictions" / "evaluate.jsonl").is_file()
+
+
+@pytest.mark.slow
 def test_offline_self_training(tmp_path, cache):
     first_losses = {}
     for restart in ("base", "warmup"):

@@ -25,6 +25,7 @@ class Schedule:
     rl_epochs: int | None = None
     samples_per_question: int | None = None
     rejection_samples: int | None = None
+    continue_epochs: int | None = None
 
 
 def make_schedule(run: RunConfig) -> Schedule:
@@ -39,6 +40,7 @@ def make_schedule(run: RunConfig) -> Schedule:
         rl_epochs=capped_knob(m, "rl_epochs", b.max_epochs),
         samples_per_question=capped_knob(m, "samples_per_question", b.max_samples_per_question),
         rejection_samples=capped_knob(m, "rejection_samples", b.max_samples_per_question),
+        continue_epochs=capped_knob(m, "continue_epochs", b.max_epochs),
     )
 
 

@@ -1,15 +1,44 @@
 """SFT: fine-tune on the gold CoTs for `method.warmup_epochs` epochs, then evaluate.
 
-base model --sft--> evaluate
+    base model --sft--> evaluate
+
+With `method.continue_epochs=N`, the control of an RL run at the same compute: the warm-up the RL
+methods start from (the same cached checkpoint when the settings match), then N more epochs of
+SFT with a fresh optimizer and learning-rate schedule, as an RL stage starts from it:
+
+    base --sft warm-up--> policy_0 --N more epochs of sft--> evaluate policy_0 and the result
 """
 
 from __future__ import annotations
 
-from reftlab.methods.env import Env
+from reftlab.methods.env import Env, finish_stage, sft_pairs, sft_settings
+from reftlab.methods.evaluation import evaluate_final, periodic_evaluation
 from reftlab.methods.warmup import warmup
+from reftlab.stages.sft import train_sft
 
 
 def train_and_evaluate(env: Env, model) -> dict:
-    trained = warmup(env, model, stage="sft")
-    test = env.ctx.stage("evaluate", lambda: trained.metrics)
-    return {"test_accuracy": test["eval/accuracy"], **test}
+    epochs = env.schedule.continue_epochs
+    if not epochs:
+        trained = warmup(env, model, stage="sft")
+        test = env.ctx.stage("evaluate", lambda: trained.metrics)
+        return {"test_accuracy": test["eval/accuracy"], **test}
+    warm = warmup(env, model)
+
+    def continue_sft() -> dict:
+        prompts, targets = sft_pairs(env, env.splits.train)
+        train_sft(
+            warm.model,
+            env.tokenizer,
+            prompts,
+            targets,
+            sft_settings(env, epochs),
+            env.ctx,
+            env.accelerator,
+            "sft_continued",
+            periodic=periodic_evaluation(env, "sft_continued"),
+        )
+        return finish_stage(env, "sft_continued", warm.model)
+
+    trained = env.ctx.stage("sft_continued", continue_sft)
+    return evaluate_final(env, trained, warm)
