@@ -375,9 +375,12 @@ class ModelConfig(Node):
     vocab_size: int = 512
     max_length: int = 256
     max_new_tokens: int = 256
+    # Parameters in millions, for the plan's wall-time estimate (null: no estimate).
+    params_m: float | None = None
 
     def check(self) -> None:
         one_of(self.kind, MODEL_KINDS, "model.kind")
+        positive(self.params_m, "model.params_m")
         if self.kind == "pretrained" and not self.path:
             raise ConfigError(f"model={self.name} needs model.path (a Hub id or a local folder)")
 

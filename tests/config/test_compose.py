@@ -34,7 +34,7 @@ def test_shipped_groups_are_the_documented_ones():
     assert COTS == ["natural", "program"]
     assert DATASETS == sorted(["gsm8k", "svamp", "mathqa", "mathqa_numeric", "arith"])
     assert {"tiny", "galactica-125m", "codellama-7b", "qwen2.5-0.5b"} <= set(group_options("model"))
-    assert group_options("budget") == ["full", "smoke"]
+    assert group_options("budget") == ["full", "laptop", "smoke"]
 
 
 @pytest.mark.parametrize("method,cot,dataset", list(itertools.product(METHODS, COTS, DATASETS)))
@@ -123,6 +123,84 @@ def test_smoke_budget_caps_the_schedule(composer):
     assert smoke.warmup_epochs <= 1 < full.warmup_epochs
     assert smoke.max_train_examples == 32 and full.max_train_examples is None
     assert smoke.max_new_tokens <= full.max_new_tokens
+
+
+# The laptop budget is sized for models of about 100M parameters; larger ones compose, but their
+# plan says they take longer (README: "A real model on a laptop").
+LAPTOP_SIZED = {"smollm2-135m", "galactica-125m"}
+REAL_MODELS = [m for m in group_options("model") if m != "tiny"]
+
+
+@pytest.mark.parametrize("model", REAL_MODELS)
+def test_laptop_budget_composes_everywhere_and_fits_45_minutes_on_paper(composer, model):
+    from reftlab.app.plan import make_plan
+
+    for method, cot, dataset in itertools.product(METHODS, COTS, DATASETS):
+        local = ["dataset.path=/nonexistent"] if dataset in NEEDS_LOCAL_FILES else []
+        run = composer(
+            f"model={model}",
+            "budget=laptop",
+            "rollout.engine=vllm",
+            f"method={method}",
+            f"cot={cot}",
+            f"dataset={dataset}",
+            *local,
+        )
+        validate(run)
+        if local:
+            continue  # no sizes to estimate from without the files
+        minutes = make_plan(run)["estimated_s"] / 60
+        if model in LAPTOP_SIZED:
+            assert 20 <= minutes <= 46, (method, cot, dataset, minutes)
+        else:
+            assert minutes > 46, (method, cot, dataset, minutes)
+
+
+def test_every_laptop_method_shares_one_warmup(composer):
+    """So that `method=sft` (SFT trained longer) and every RL method start from ReFT's cached
+    warm-up: the settings the warm-up's cache key reads are the same for all."""
+    warmups = {
+        (m.warmup_epochs, m.sft_lr, m.sft_batch_size)
+        for m in (
+            composer(f"method={name}", "budget=laptop", "model=smollm2-135m").method
+            for name in METHODS
+        )
+    }
+    assert warmups == {(1, 1e-4, 16)}
+    sft = composer("method=sft", "budget=laptop", "model=smollm2-135m")
+    assert sft.method.continue_epochs == 2
+    assert composer("method=sft").method.continue_epochs == 0
+
+
+def test_the_wall_time_estimate_prices_every_stage(composer):
+    """A golden count with every unit cost at 1 s: a dropped term (the reference's forward, a
+    PPO epoch, an evaluation during training) changes it."""
+    from reftlab.methods.estimate import UnitCosts, estimate
+    from reftlab.methods.schedule import make_schedule
+
+    run = composer(
+        "method=reft",
+        "model=smollm2-135m",
+        "cot=program",
+        "dataset=svamp",
+        "budget=laptop",
+        "rollout.engine=vllm",
+    )
+    e = estimate(run, make_schedule(run), 320, 300, UnitCosts(1.0, 1.0, 1.0, 1.0))
+    # warm-up: 320 examples x 1 epoch + its 300-question evaluation
+    # ppo: 16 steps x 16 rollouts x (sample + old log-probs + reference + 2 PPO epochs)
+    assert e.stages == {"sft_warmup": 620.0, "ppo": 1280.0, "evaluate": 300.0}
+    # before the warm-up, at its step 10 (of 20), at PPO's step 10 (of 16)
+    assert e.evaluations_during_training == 900.0
+    # Sampling with transformers' generate is priced at twice vLLM's.
+    hf = composer(
+        "method=reft", "model=smollm2-135m", "cot=program", "dataset=svamp", "budget=laptop"
+    )
+    assert (
+        estimate(hf, make_schedule(hf), 320, 300, UnitCosts(1.0, 1.0, 1.0, 1.0)).stages["ppo"]
+        == 16 * 16 * 6.0
+    )
+    assert estimate(composer(), make_schedule(composer()), 320, 300) is None  # tiny: no size
 
 
 @pytest.mark.parametrize(

@@ -394,6 +394,22 @@ def test_single_run_dir(tmp_path, capsys):
     assert "accuracy plot skipped: a single run" in out
 
 
+def test_a_runs_gain_over_its_warmup_shows_with_its_interval(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    gain = {
+        "eval/gain_over_warmup": 0.06,
+        "eval/gain_over_warmup_ci_low": 0.0133,
+        "eval/gain_over_warmup_ci_high": 0.1067,
+    }
+    write_done_run(run_dir, ["method=reft"], 0.36, 0.30, 2, **gain)
+    out = run_report(capsys, str(run_dir))
+    fields = dict(line.split(maxsplit=1) for line in out.splitlines()[2:19] if " " in line)
+    # Points over the warm-up, then the 95% paired-bootstrap interval.
+    assert fields["gain"] == "+6.0 [+1.3, +10.7]"
+    (row,) = read_csv(run_dir / "report.csv")
+    assert (row["gain_over_warmup"], row["gain_over_warmup_ci_low"]) == ("0.06", "0.0133")
+
+
 # --- errors: one line, exit code 2 ----------------------------------------------------------
 
 

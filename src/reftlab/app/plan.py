@@ -11,12 +11,14 @@ from pathlib import Path
 
 from reftlab.config import RunConfig
 from reftlab.data.registry import get_spec
+from reftlab.methods.estimate import estimate, format_estimate
 from reftlab.methods.registry import pipeline
 from reftlab.methods.schedule import Schedule, capped, make_schedule
 
 
-def split_sizes(run: RunConfig, schedule: Schedule) -> dict[str, str]:
-    """Split sizes as a person should read them: 'used (of available, source)'."""
+def split_sizes(run: RunConfig, schedule: Schedule) -> dict[str, tuple[int | None, str]]:
+    """Each split's size: (examples used, or None where unknown; as a person should read it:
+    'used of available (source)')."""
     d = run.dataset
     if d.name == "arith":
         available = {"train": d.train_size, "test": d.test_size}
@@ -34,11 +36,11 @@ def split_sizes(run: RunConfig, schedule: Schedule) -> dict[str, str]:
     sizes = {}
     for split in ("train", "test"):
         if split not in available:
-            sizes[split] = f"unknown ({source})"
+            sizes[split] = (caps[split], f"unknown ({source})")
             continue
         n = available[split]
         used = capped(n, caps[split])
-        sizes[split] = f"{used} of {n} ({source})" if used != n else f"{n} ({source})"
+        sizes[split] = (used, f"{used} of {n} ({source})" if used != n else f"{n} ({source})")
     return sizes
 
 
@@ -53,6 +55,9 @@ def stages_of(run: RunConfig) -> list[str]:
 def make_plan(run: RunConfig) -> dict:
     schedule = make_schedule(run)
     out = Path(run.output_dir)
+    sizes = split_sizes(run, schedule)
+    (n_train, _), (n_test, _) = sizes["train"], sizes["test"]
+    cost = None if n_train is None or n_test is None else estimate(run, schedule, n_train, n_test)
     return {
         "method": run.method.name,
         "cot": run.cot.name,
@@ -60,8 +65,10 @@ def make_plan(run: RunConfig) -> dict:
         "model": run.model.name,
         "budget": run.budget.name,
         "stages": stages_of(run),
-        "splits": split_sizes(run, schedule),
+        "splits": {split: text for split, (_, text) in sizes.items()},
         "schedule": asdict(schedule),
+        "estimate": None if cost is None else format_estimate(cost),
+        "estimated_s": None if cost is None else round(cost.total_s),
         "output_dir": str(out.resolve()),
         "artifacts": {
             "config.yaml": "the resolved config",
@@ -83,6 +90,10 @@ def format_plan(plan: dict) -> str:
         f"  test:    {plan['splits']['test']}",
         "  schedule: "
         + ", ".join(f"{k}={v}" for k, v in plan["schedule"].items() if v is not None),
+    ]
+    if plan["estimate"]:
+        lines.append(f"  time:    {plan['estimate']}")
+    lines += [
         f"  outputs: {plan['output_dir']}",
     ]
     lines += [f"    {name:<14} {what}" for name, what in plan["artifacts"].items()]

@@ -19,7 +19,7 @@ from reftlab.data.splits import Splits
 from reftlab.errors import ReftlabError
 from reftlab.methods.inputs import load_run_splits, make_scorer
 from reftlab.methods.registry import METHODS, get_method
-from reftlab.methods.schedule import Schedule, make_schedule
+from reftlab.methods.schedule import Schedule, make_schedule, rl_steps_for
 from reftlab.models.checkpoints import load_base_model, save_checkpoint
 from reftlab.models.value import PolicyWithValue, disable_dropout, make_reference, unwrap_policy
 from reftlab.rewards.scorer import Scorer
@@ -31,7 +31,7 @@ from reftlab.stages.engines import (
     VLLMSettings,
     check_engine_available,
 )
-from reftlab.stages.rl import RLSettings, rl_steps_for
+from reftlab.stages.rl import RLSettings
 from reftlab.stages.sampling import SamplingSettings
 from reftlab.stages.sft import SFTSettings
 

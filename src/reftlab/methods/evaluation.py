@@ -6,6 +6,7 @@ as the `reward_model` stage (cached, so runs with the same warm-up share it).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from reftlab.models.value import unwrap_policy
 from reftlab.runtime import distributed
 from reftlab.runtime.loop import Periodic
 from reftlab.runtime.reuse import cached_stage, stage_key
+from reftlab.stages.compare import paired_gain
 from reftlab.stages.evaluate import Predictions, predict, summarise_predictions
 from reftlab.stages.reward_model import (
     REWARD_HEAD_FILE,
@@ -30,6 +32,8 @@ from reftlab.stages.reward_model import (
 )
 
 REWARD_MODEL_STAGE = "reward_model"
+# The warm-up's stage name in every method that starts from one (its predictions file's name).
+WARMUP_STAGE = "sft_warmup"
 
 
 def predictions_file(env: Env, name: str) -> Path:
@@ -101,15 +105,39 @@ def periodic_evaluation(env: Env, stage: str, at_start: bool = False) -> Periodi
 
 
 def evaluate_final(env: Env, trained: dict, warmup: Warmup) -> dict:
-    """Evaluate the last stage's checkpoint on the test split: the run's closing metrics."""
+    """Evaluate the last stage's checkpoint on the test split: the run's closing metrics, with
+    the gain over the warm-up and its 95% paired-bootstrap interval over the test problems."""
     policy = load_checkpoint(trained["model_dir"], env.accelerator.device)
-    test = env.ctx.stage("evaluate", lambda: evaluate(env, policy, "evaluate", warmup.source))
+
+    def run_stage() -> dict[str, float]:
+        metrics = evaluate(env, policy, "evaluate", warmup.source)
+        return {**metrics, **gain_over_warmup(env)}
+
+    test = env.ctx.stage("evaluate", run_stage)
     env.ctx.log(test, stage="evaluate")
     return {
         "test_accuracy": test["eval/accuracy"],
         "warmup_test_accuracy": warmup.metrics["eval/accuracy"],
         **test,
     }
+
+
+def gain_over_warmup(env: Env) -> dict[str, float]:
+    """`eval/gain_over_warmup` (accuracy after minus the warm-up's, problem by problem), its 95%
+    interval (`_ci_low`, `_ci_high`) and the problems fixed and broken; {} on the processes that
+    do not write predictions, or when the warm-up's are missing."""
+    files = [predictions_file(env, name) for name in (WARMUP_STAGE, "evaluate")]
+    if not env.ctx.is_main or not all(f.is_file() for f in files):
+        return {}
+    before, after = (correct_by_id(f) for f in files)
+    gain = paired_gain(before, after, seed=env.run.seed)
+    return {} if gain is None else gain.as_metrics("eval/gain_over_warmup")
+
+
+def correct_by_id(path: Path) -> dict[str, bool]:
+    """Whether each test problem's greedy answer in a predictions file is right."""
+    rows = (json.loads(line) for line in path.read_text().splitlines() if line.strip())
+    return {str(row["id"]): bool(row["correct"]) for row in rows}
 
 
 def reward_model_settings(env: Env) -> RewardModelSettings:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from reftlab.methods.env import Env, finish_stage, settings_from
 from reftlab.methods.evaluation import evaluate_final, periodic_evaluation
+from reftlab.methods.schedule import rl_steps_for
 from reftlab.methods.warmup import warmup
-from reftlab.stages.rl import rl_steps_for
 from reftlab.stages.selftrain import OnlineSTSettings, train_online_st
 
 

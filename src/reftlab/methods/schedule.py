@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from reftlab.config import MethodConfig, RunConfig
@@ -9,6 +10,11 @@ from reftlab.config import MethodConfig, RunConfig
 
 def capped(value: int, cap: int | None) -> int:
     return value if cap is None else min(value, cap)
+
+
+def rl_steps_for(n_questions: int, batch_size: int, epochs: int, cap: int | None) -> int:
+    """Steps of an RL loop: `epochs` passes over the questions in batches, capped."""
+    return capped(math.ceil(n_questions / batch_size) * epochs, cap)
 
 
 @dataclass(frozen=True)

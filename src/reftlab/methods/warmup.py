@@ -14,7 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from reftlab.methods.env import Env, Warmup, WarmupSource, sft_pairs, sft_settings
-from reftlab.methods.evaluation import evaluate, periodic_evaluation, predictions_file
+from reftlab.methods.evaluation import (
+    WARMUP_STAGE,
+    evaluate,
+    periodic_evaluation,
+    predictions_file,
+)
 from reftlab.models.checkpoints import load_checkpoint, save_checkpoint
 from reftlab.runtime import distributed
 from reftlab.runtime.reuse import cached_stage, stage_key
@@ -79,7 +84,7 @@ def bring_cached_predictions(env: Env, stage: str, folder: Path) -> None:
         shutil.copyfile(cached, target)
 
 
-def warmup(env: Env, model, stage: str = "sft_warmup", epochs: int | None = None) -> Warmup:
+def warmup(env: Env, model, stage: str = WARMUP_STAGE, epochs: int | None = None) -> Warmup:
     """SFT warm-up on the gold CoTs, then its test accuracy; reused from the cache when a run
     with identical upstream settings already trained it."""
     epochs = env.schedule.warmup_epochs if epochs is None else epochs

@@ -23,6 +23,7 @@ from reftlab.errors import ReftlabError
 from reftlab.report.types import (
     DONE,
     EXTRA_ACCURACY_PREFIXES,
+    GAIN_KEYS,
     GROUPS,
     PARTIAL,
     Report,
@@ -151,6 +152,9 @@ def fill_done(run: RunResult, summary: dict) -> None:
         ):
             if isinstance(value, int | float) and not isinstance(value, bool):
                 run.accuracies[key] = float(value)
+    gain = [summary.get(key) for key in GAIN_KEYS]
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in gain):
+        run.gain = (float(gain[0]), float(gain[1]), float(gain[2]))
     if isinstance(summary.get("wall_time_s"), int | float):
         run.wall_time_s = float(summary["wall_time_s"])
     if isinstance(summary.get("samples_drawn"), int | float):

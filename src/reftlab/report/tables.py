@@ -16,6 +16,7 @@ from reftlab.report.types import (
     DONE,
     EXTRA_ACCURACY_PREFIXES,
     FAILED,
+    GAIN_KEYS,
     GROUPS,
     PARTIAL,
     Report,
@@ -58,6 +59,8 @@ def csv_rows(report: Report) -> list[dict[str, Any]]:
             row[knob] = run.knob_values[knob]
         for key in ("test_accuracy", "warmup_test_accuracy", *extras):
             row[key] = run.accuracies.get(key, "")
+        for key, value in zip(GAIN_KEYS, run.gain or ("", "", ""), strict=True):
+            row[key.removeprefix("eval/")] = value
         row.update(
             wall_time_s=run.wall_time_s,
             samples_drawn=run.samples_drawn,
@@ -77,7 +80,7 @@ def display_rows(report: Report) -> tuple[list[str], list[list[str]], set[int]]:
     extras = extra_accuracy_keys(report.runs)
     knobs = table_knobs(report.knobs)
     headers = ["run", "status", *GROUPS, *knobs]
-    headers += ["test", "warm-up", *(key.removeprefix("eval/") for key in extras)]
+    headers += ["test", "warm-up", "gain", *(key.removeprefix("eval/") for key in extras)]
     headers += ["wall", "samples", "note"]
     numeric = set(range(2 + len(GROUPS) + len(knobs), len(headers) - 1))
     cells = []
@@ -85,8 +88,11 @@ def display_rows(report: Report) -> tuple[list[str], list[list[str]], set[int]]:
         row = [short_run_name(run.name) if len(report.runs) > 1 else run.name, run.status]
         row += [run.names.get(group) or "" for group in GROUPS]
         row += [run.knob_values[knob] for knob in knobs]
-        accuracy_keys = ("test_accuracy", "warmup_test_accuracy", *extras)
-        row += [format_percent(run.accuracies.get(key)) for key in accuracy_keys]
+        row += [
+            format_percent(run.accuracies.get(k)) for k in ("test_accuracy", "warmup_test_accuracy")
+        ]
+        row.append(format_gain(run.gain))
+        row += [format_percent(run.accuracies.get(key)) for key in extras]
         row.append(format_duration(run.wall_time_s))
         row.append("" if run.samples_drawn is None else str(run.samples_drawn))
         row.append(run.note)
@@ -94,6 +100,13 @@ def display_rows(report: Report) -> tuple[list[str], list[list[str]], set[int]]:
     keep = [i for i, h in enumerate(headers) if i < 2 or h == "test" or any(r[i] for r in cells)]
     right = {keep.index(i) for i in numeric if i in keep}
     return [headers[i] for i in keep], [[r[i] for i in keep] for r in cells], right
+
+
+def format_gain(gain: tuple[float, float, float] | None) -> str:
+    """`+4.3 [+1.0, +7.7]`: points over the warm-up, with the 95% interval."""
+    if gain is None:
+        return ""
+    return "{:+.1f} [{:+.1f}, {:+.1f}]".format(*(100 * value for value in gain))
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> str:

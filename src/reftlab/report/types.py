@@ -14,6 +14,11 @@ DONE, PARTIAL, FAILED = "done", "partial", "failed"
 GROUPS = ("method", "cot", "dataset", "model")
 # Summary keys shown beside test accuracy when present (sampling-based evaluations).
 EXTRA_ACCURACY_PREFIXES = ("eval/maj@", "eval/pass@", "rerank", "eval/rerank")
+GAIN_KEYS = (
+    "eval/gain_over_warmup",
+    "eval/gain_over_warmup_ci_low",
+    "eval/gain_over_warmup_ci_high",
+)
 CSV_NAME, MARKDOWN_NAME = "report.csv", "report.md"
 CURVES_PNG, HEATMAP_PNG, KNOBS_PNG = "curves.png", "accuracy_heatmap.png", "accuracy_by_knob.png"
 
@@ -31,6 +36,8 @@ class RunResult:
     config: dict[str, Any] = field(default_factory=dict)
     knob_values: dict[str, str] = field(default_factory=dict)  # swept knob -> value shown
     accuracies: dict[str, float] = field(default_factory=dict)  # summary key -> fraction
+    # Test accuracy minus the warm-up's, with its 95% paired-bootstrap interval (fractions).
+    gain: tuple[float, float, float] | None = None
     wall_time_s: float | None = None
     samples_drawn: int | None = None
     samples_source: str = ""

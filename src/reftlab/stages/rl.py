@@ -23,7 +23,6 @@ per rollout and do not depend on the split.
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -103,11 +102,6 @@ class RLSettings:
         equal the update's own, so the separate forward pass that computes them is skipped."""
         one_minibatch = self.mini_batch_size >= self.batch_size * self.rollouts_per_query
         return self.ppo_epochs == 1 and one_minibatch and not self.uses_values and self.kl_coef == 0
-
-
-def rl_steps_for(n_questions: int, batch_size: int, epochs: int, cap: int | None) -> int:
-    steps = math.ceil(n_questions / batch_size) * epochs
-    return steps if cap is None else min(steps, cap)
 
 
 def make_optimizer(policy, s: RLSettings) -> torch.optim.Optimizer:
