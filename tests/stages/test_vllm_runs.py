@@ -4,7 +4,11 @@ baseline, on the tiny model and on the offline real model (SmolLM2-135M), throug
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -78,19 +82,61 @@ def test_bandit_with_vllm_and_truncated_importance_sampling(tmp_path):
 
 @pytest.fixture(scope="module")
 def shared_cache(tmp_path_factory):
-    """One cache for the real-model runs: the bandit run reuses ReFT's warm-up."""
+    """One cache for the real-model runs."""
     return tmp_path_factory.mktemp("cache")
 
 
-@pytest.mark.parametrize("method,stage", [("reft", "ppo"), ("bandit", "policy_gradient")])
-def test_the_offline_real_model_with_vllm(tmp_path, shared_cache, method, stage):
+def test_the_readmes_laptop_command_at_smoke_budget(tmp_path, shared_cache, shared_data):
+    """`reftlab method=reft model=smollm2-135m dataset=svamp cot=program dataset.path=<ReFT's
+    data> rollout.engine=vllm` (README, "A real model on a laptop") with budget=smoke instead of
+    budget=laptop, in batches small enough for CI's memory: the real model, real data, programs
+    run in the sandbox, evaluations during training, the gain over the warm-up."""
+    pytest.importorskip("gguf", reason="the gguf package reads the offline SmolLM2 weights")
+    run_dir = tmp_path / "run"
+    command = [
+        sys.executable,
+        "-m",
+        "reftlab",
+        "method=reft",
+        "model=smollm2-135m",
+        "dataset=svamp",
+        "cot=program",
+        f"dataset.path={shared_data / 'reft'}",
+        "budget=smoke",
+        "rollout.engine=vllm",
+        "budget.eval_every=1",
+        "method.sft_batch_size=8",
+        "method.batch_size=4",
+        "method.mini_batch_size=4",
+        f"hydra.run.dir={run_dir}",
+    ]
+    env = {**os.environ, "REFTLAB_CACHE": str(shared_cache)}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "time:    ~" in result.stdout  # the plan's wall-time estimate
+    records = metrics(run_dir)
+    steps = [r for r in records if r["stage"] == "ppo"]
+    assert len(steps) == 2
+    assert all(r["train/engine_logprob_gap"] < 0.01 for r in steps)
+    # The untouched model before the warm-up, the policy after PPO's first step.
+    assert [r["step"] for r in records if "eval/accuracy" in r and r["stage"] != "evaluate"][
+        :1
+    ] == [0]
+    assert "eval/accuracy" in steps[0] and "eval/accuracy" not in steps[1]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    low, gain, high = (summary[f"eval/gain_over_warmup{s}"] for s in ("_ci_low", "", "_ci_high"))
+    assert low <= gain <= high
+    assert summary["test_accuracy"] - summary["warmup_test_accuracy"] == pytest.approx(gain)
+
+
+def test_the_bandit_on_the_offline_real_model_with_vllm(tmp_path, shared_cache):
     pytest.importorskip("gguf", reason="the gguf package reads the offline SmolLM2 weights")
     run_dir = tmp_path / "run"
     reftlab(
         run_dir,
         shared_cache,
         "model=smollm2-135m",
-        f"method={method}",
+        "method=bandit",
         "rollout.engine=vllm",
         "budget.max_train_examples=4",
         "budget.max_test_examples=4",
@@ -103,7 +149,7 @@ def test_the_offline_real_model_with_vllm(tmp_path, shared_cache, method, stage)
         "cot.answer_fallback=last_number",
         "method.rl_lr=1e-6",
     )
-    steps = rl_records(run_dir, stage)
+    steps = rl_records(run_dir, "policy_gradient")
     assert len(steps) == 2
     # A real 49k-vocabulary model in fp32 on both sides: vLLM's kernels sum in another order.
     assert all(r["train/engine_logprob_gap"] < 0.01 for r in steps)
