@@ -375,8 +375,9 @@ class ModelConfig(Node):
     vocab_size: int = 512
     max_length: int = 256
     max_new_tokens: int = 256
-    # Parameters in millions, for the plan's wall-time estimate (null: no estimate).
-    params_m: float | None = None
+    # Parameters in millions, for the plan's wall-time estimate (null: no estimate). Left out of
+    # the repr, which the stages' cache keys hash: an estimate's input changes no weights.
+    params_m: float | None = field(default=None, repr=False)
 
     def check(self) -> None:
         one_of(self.kind, MODEL_KINDS, "model.kind")

@@ -87,3 +87,20 @@ def test_the_documented_ablation_sweeps_validate(method_env):
                 "dataset=gsm8k",
             ).run
         )
+
+
+def test_the_warmup_key_reads_what_the_weights_depend_on_and_not_the_estimates_input(method_env):
+    from reftlab.methods.warmup import warmup_key
+
+    def key(*overrides: str) -> str:
+        env = method_env("model=smollm2-135m", "budget=laptop", *overrides)
+        return warmup_key(env, env.schedule.warmup_epochs)
+
+    base = key()
+    # model.params_m only feeds the plan's wall-time estimate; budget.eval_every only evaluates.
+    assert key("model.params_m=999") == base
+    assert key("budget.eval_every=3") == base
+    # The SFT control and every RL method share the warm-up under budget=laptop.
+    assert key("method=sft") == key("method=bandit") == base
+    assert key("model.max_length=256") != base
+    assert key("method.sft_lr=3e-5") != base
