@@ -27,16 +27,18 @@ HF_SAMPLING_FACTOR = 2.0
 
 @dataclass(frozen=True)
 class UnitCosts:
-    """Seconds per unit of work for the reference model (benchmarks/laptop_costs.py)."""
+    """Seconds per unit of work for the reference model: measured by `benchmarks/laptop_costs.py`
+    from the README's laptop run (2026-11-30, 2 cores, ReFT on SVAMP P-CoT)."""
 
     # Forward and backward pass of one training example (question + gold program).
-    train_example: float = 1.9
+    train_example: float = 1.41
     # No-grad forward pass of one rollout (old log-probs and values; the reference's log-probs).
-    forward: float = 0.45
-    # One sampled completion, in batches, with vLLM.
-    sample: float = 0.45
-    # One greedy test answer, in batches, with vLLM.
-    greedy: float = 0.45
+    forward: float = 0.89
+    # One sampled completion, in batches, with vLLM (priced as a greedy answer).
+    sample: float = 0.59
+    # One greedy test answer, in batches, with vLLM (an untrained model that writes until the
+    # length limit takes about twice as long).
+    greedy: float = 0.59
 
 
 MEASURED = UnitCosts()
