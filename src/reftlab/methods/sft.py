@@ -11,10 +11,9 @@ SFT with a fresh optimizer and learning-rate schedule, as an RL stage starts fro
 
 from __future__ import annotations
 
-from reftlab.methods.env import Env, finish_stage, sft_pairs, sft_settings
-from reftlab.methods.evaluation import evaluate_final, periodic_evaluation
-from reftlab.methods.warmup import warmup
-from reftlab.stages.sft import train_sft
+from reftlab.methods.env import Env, finish_stage
+from reftlab.methods.evaluation import evaluate_final
+from reftlab.methods.warmup import sft_on_gold, warmup
 
 
 def train_and_evaluate(env: Env, model) -> dict:
@@ -26,18 +25,7 @@ def train_and_evaluate(env: Env, model) -> dict:
     warm = warmup(env, model)
 
     def continue_sft() -> dict:
-        prompts, targets = sft_pairs(env, env.splits.train)
-        train_sft(
-            warm.model,
-            env.tokenizer,
-            prompts,
-            targets,
-            sft_settings(env, epochs),
-            env.ctx,
-            env.accelerator,
-            "sft_continued",
-            periodic=periodic_evaluation(env, "sft_continued"),
-        )
+        sft_on_gold(env, warm.model, "sft_continued", epochs)
         return finish_stage(env, "sft_continued", warm.model)
 
     trained = env.ctx.stage("sft_continued", continue_sft)

@@ -50,8 +50,9 @@ def warmup_key(env: Env, epochs: int) -> str:
     )
 
 
-def train_and_cache(env: Env, model, stage: str, epochs: int, source: WarmupSource) -> dict:
-    """Train the warm-up into `source.folder` and evaluate it; what `cached_stage` stores."""
+def sft_on_gold(env: Env, model, stage: str, epochs: int, at_start: bool = False) -> None:
+    """`epochs` of SFT on the training split's gold CoTs, in place, as stage `stage`, evaluated
+    every `budget.eval_every` steps (and with `at_start` before the first)."""
     prompts, targets = sft_pairs(env, env.splits.train)
     train_sft(
         model,
@@ -62,9 +63,14 @@ def train_and_cache(env: Env, model, stage: str, epochs: int, source: WarmupSour
         env.ctx,
         env.accelerator,
         stage,
-        # From step 0: the untouched model's accuracy starts the curve.
-        periodic=periodic_evaluation(env, stage, at_start=True),
+        periodic=periodic_evaluation(env, stage, at_start),
     )
+
+
+def train_and_cache(env: Env, model, stage: str, epochs: int, source: WarmupSource) -> dict:
+    """Train the warm-up into `source.folder` and evaluate it; what `cached_stage` stores."""
+    # From step 0: the untouched model's accuracy starts the curve.
+    sft_on_gold(env, model, stage, epochs, at_start=True)
     distributed.check_replicas(model, stage)
     # Saved before evaluating: a reranked evaluation trains its reward model from it.
     if env.ctx.is_main:
