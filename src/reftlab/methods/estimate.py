@@ -72,15 +72,14 @@ def estimate(
         sample=units.sample * scale * length * engine,
         greedy=units.greedy * scale * length * engine,
     )
-    m, s = run.method, schedule
     stages: dict[str, float] = {}
     evals = 0.0
-    for stage in pipeline(m):
-        steps, seconds = stage_work(stage, run, s, n_train, n_test, cost)
+    every = run.budget.eval_every
+    for stage in pipeline(run.method):
+        steps, seconds = stage_work(stage, run, schedule, n_train, n_test, cost)
         stages[stage] = seconds
-        every = run.budget.eval_every
         if every and steps:
-            # Before the warm-up's first step, then every `every` steps but after the last.
+            # Before the warm-up's first step, then every `every` steps, not after the last.
             count = (steps - 1) // every + (stage in ("sft_warmup", "sft"))
             evals += count * n_test * cost.greedy
     return Estimate(stages, evals)
