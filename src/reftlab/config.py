@@ -27,7 +27,7 @@ MODEL_KINDS = ("tiny", "pretrained")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 LOGGERS = ("jsonl", "wandb")
 TRACE_SOURCES = ("rejection", "file")
-OFFPOLICY_USES = ("prefix", "sft")
+OFFPOLICY_USES = ("prefix", "sft", "none")
 RESTARTS = ("base", "warmup")
 ROLLOUT_ENGINES = ("hf", "vllm")
 VLLM_DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -524,6 +524,10 @@ class RunConfig:
     deepspeed: str | None = None
     cache_dir: str = "~/.cache/reftlab"
     output_dir: str = "."
+    # Set by an experiment preset (conf/experiment/NAME.yaml): the report shapes its runs so.
+    experiment: str | None = None
+    # Set by a bandit ablation (conf/bandit_ablation/NAME.yaml): the design choice it adds.
+    ablation: str | None = None
 
 
 def register_configs(method_schemas: Mapping[str, type[MethodConfig]]) -> None:

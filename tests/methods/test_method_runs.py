@@ -187,7 +187,7 @@ def test_prefixrl_on_file_traces(tmp_path, cache):
     )
     # Traces from a file cost no sampling; all 8 problems with a trace get prefixes, half the
     # pool of 32 is prefixed (plain_fraction=0.5).
-    assert summary["samples_drawn"] == 0 and summary["hard_problems"] == 8
+    assert summary["trace_samples_drawn"] == 0 and summary["hard_problems"] == 8
     assert summary["prefixed_problems"] == 16 and summary["pool_size"] == N_TRAIN
     steps = records(run_dir, "prefix_rl")
     assert len(steps) == 2
@@ -210,13 +210,33 @@ def test_prefixrl_sft_baseline_on_rejection_traces(tmp_path, cache):
         "method.rollouts_per_query=4",
         "method.mini_batch_size=32",
     )
-    assert summary["samples_drawn"] == N_TRAIN * SAMPLES  # where the off-policy compute went
+    # Where the off-policy compute went; RL's own rollouts are counted from the metrics.
+    assert summary["trace_samples_drawn"] == N_TRAIN * SAMPLES
     plan = json.loads((run_dir / "plan.json").read_text())
     assert plan["stages"] == ["sft_warmup", "collect_traces", "sft_on_traces", "rl", "evaluate"]
     steps = records(run_dir, "rl")
     assert len(steps) == 2
     assert all("train/reward_plain" in s and "train/reward_prefixed" not in s for s in steps)
     assert summary["prefixed_problems"] == 0
+
+
+@pytest.mark.slow
+def test_prefixrl_plain_rl_arm_draws_no_traces(tmp_path, cache):
+    run_dir = tmp_path / "run"
+    summary = reftlab(
+        run_dir,
+        cache,
+        "method=prefixrl",
+        "method.offpolicy_use=none",
+        "method.batch_size=8",
+        "method.rollouts_per_query=4",
+        "method.mini_batch_size=32",
+    )
+    plan = json.loads((run_dir / "plan.json").read_text())
+    assert plan["stages"] == ["sft_warmup", "rl", "evaluate"]
+    assert not (run_dir / "traces").exists() and "trace_samples_drawn" not in summary
+    assert summary["prefixed_problems"] == 0 and summary["pool_size"] == N_TRAIN
+    assert len(records(run_dir, "rl")) == 2
 
 
 # --- fast: the direction of each method's own update, on a fixed batch -------------------------

@@ -44,6 +44,8 @@ def group_options(group: str) -> list[str]:
 
 
 USER_GROUPS = ("method", "cot", "dataset", "model", "budget", "logger")
+# Groups that conf/config.yaml does not list, added with `+`: `+experiment=reft_table`.
+ADDED_GROUPS = ("experiment", "bandit_ablation")
 
 
 def _override_values(override) -> list[str]:
@@ -56,7 +58,7 @@ def _override_values(override) -> list[str]:
 def _check_group_options(overrides) -> None:
     for override in overrides:
         group = override.key_or_group
-        if group not in USER_GROUPS or override.is_delete():
+        if group not in USER_GROUPS + ADDED_GROUPS or override.is_delete():
             continue
         known = group_options(group)
         for value in _override_values(override):
@@ -123,7 +125,7 @@ def _check_keys(overrides) -> None:
     methods = _chosen_methods(overrides)
     for override in overrides:
         key = override.key_or_group
-        if key in USER_GROUPS or override.package is not None:
+        if key in USER_GROUPS + ADDED_GROUPS or override.package is not None:
             continue
         if key.startswith("method."):
             _check_method_key(key, methods)

@@ -24,7 +24,9 @@ status: done (summary.json), partial (metrics but no summary: where it stopped) 
 
 Prints the table and writes report.csv (accuracies as fractions), report.md and plots:
 curves.png (training reward and eval accuracy against step), and test accuracy against the
-swept knobs (accuracy_heatmap.png for two knobs, accuracy_by_knob.png otherwise).
+swept knobs (accuracy_heatmap.png for two knobs, accuracy_by_knob.png otherwise). The runs of
+a paper preset (reftlab -m +experiment=NAME) also get the paper's own table, its claims beside
+what the runs measured, and its plot (ablations.png, reward_vs_samples.png).
 
   PATH       a run dir (holds config.yaml or .hydra/config.yaml) or a folder above run dirs
   --out DIR  where the files go (default: PATH)

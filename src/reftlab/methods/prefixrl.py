@@ -12,6 +12,7 @@ traces; evaluated on plain problems. See `reftlab.stages.prefix` for what "hard"
 
 offpolicy_use=sft runs the paper's strongest baseline from the same traces instead: SFT of
 policy_0 on them (the warm-up's epochs and learning rate), then plain RL with the same settings.
+offpolicy_use=none is plain RL from policy_0: no traces are collected, no problem is prefixed.
 """
 
 from __future__ import annotations
@@ -137,16 +138,30 @@ def rl_on_pool(env: Env, model, traces: dict[str, list[str]], stage: str) -> dic
 def train_and_evaluate(env: Env, model) -> dict:
     warm = warmup(env, model)
     model = warm.model
-    collected = env.ctx.stage("collect_traces", lambda: collect_traces(env, model))
-    traces = read_trace_file(collected["traces_path"]) if collected["traces"] else {}
-    if env.run.method.offpolicy_use == "sft":
-        tuned = env.ctx.stage("sft_on_traces", lambda: sft_on_traces(env, model, traces))
-        model = load_checkpoint(tuned["model_dir"], env.accelerator.device)
-        trained = env.ctx.stage("rl", lambda: rl_on_pool(env, model, {}, "rl"))
-    else:
+    use = env.run.method.offpolicy_use
+    collected, traces = {}, {}
+    if use != "none":
+        collected = env.ctx.stage("collect_traces", lambda: collect_traces(env, model))
+        traces = read_trace_file(collected["traces_path"]) if collected["traces"] else {}
+    if use == "prefix":
         trained = env.ctx.stage("prefix_rl", lambda: rl_on_pool(env, model, traces, "prefix_rl"))
+    else:
+        if use == "sft":
+            tuned = env.ctx.stage("sft_on_traces", lambda: sft_on_traces(env, model, traces))
+            model = load_checkpoint(tuned["model_dir"], env.accelerator.device)
+        trained = env.ctx.stage("rl", lambda: rl_on_pool(env, model, {}, "rl"))
     return {
         **evaluate_final(env, trained, warm),
-        **{k: v for k, v in collected.items() if k != "traces_path"},
+        **trace_counts(collected),
         **{k: v for k, v in trained.items() if k != "model_dir"},
     }
+
+
+def trace_counts(collected: dict) -> dict:
+    """What trace collection counted, for the summary. Its samples are `trace_samples_drawn`:
+    the off-policy share of the run's sampling, which RL's rollouts add to (`reftlab report`
+    counts both from the metrics)."""
+    counts = {k: v for k, v in collected.items() if k != "traces_path"}
+    if "samples_drawn" in counts:
+        counts["trace_samples_drawn"] = counts.pop("samples_drawn")
+    return counts

@@ -61,6 +61,8 @@ METHODS: dict[str, MethodSpec] = {
 # PrefixRL's strongest baseline (`method.offpolicy_use=sft`) runs other stages: SFT on the
 # traces, then plain RL.
 PREFIXRL_SFT_BASELINE = ("sft_warmup", "collect_traces", "sft_on_traces", "rl", "evaluate")
+# Plain RL from the warm-up (`method.offpolicy_use=none`): no traces, no prefixes.
+PREFIXRL_PLAIN_RL = ("sft_warmup", "rl", "evaluate")
 # SFT trained longer from an RL method's warm-up (`method.continue_epochs`): the control that
 # says whether RL beat simply training longer.
 SFT_CONTINUED = ("sft_warmup", "sft_continued", "evaluate")
@@ -84,6 +86,8 @@ def pipeline(method: MethodConfig) -> tuple[str, ...]:
     """The stages a method's config runs, in order."""
     if method.name == "prefixrl" and method.offpolicy_use == "sft":
         return PREFIXRL_SFT_BASELINE
+    if method.name == "prefixrl" and method.offpolicy_use == "none":
+        return PREFIXRL_PLAIN_RL
     if method.name == "sft" and method.continue_epochs:
         return SFT_CONTINUED
     return get_method(method.name).stages

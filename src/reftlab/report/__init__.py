@@ -7,6 +7,12 @@ The flow is one way: collect -> tables and plots. Each step is a module that imp
     plots    Report -> curves.png, and accuracy_heatmap.png or accuracy_by_knob.png
     tables   Report -> report.csv, report.md (linking the plots drawn), the terminal table
 
+When the runs share an experiment name (`reftlab -m +experiment=NAME`), two more steps, built
+on the helpers of those three, add the experiment's own section to report.md and the terminal:
+
+    experiments       Report -> Section: the paper's table, its claims and measured verdicts
+    experiment_plots  Report -> ablations.png or reward_vs_samples.png
+
 `make_report` writes the files, `format_report` is what the terminal shows, and
 `reftlab.report.collect.collect` reads the runs without writing anything.
 """
@@ -18,6 +24,8 @@ from pathlib import Path
 
 from reftlab.errors import ReftlabError
 from reftlab.report.collect import collect as collect_runs
+from reftlab.report.experiment_plots import EXPERIMENT_PLOTS
+from reftlab.report.experiments import SHAPES, shared_experiment
 from reftlab.report.plots import plot_accuracy, plot_curves
 from reftlab.report.tables import csv_rows, format_report, write_csv, write_markdown
 from reftlab.report.types import (
@@ -31,6 +39,7 @@ from reftlab.report.types import (
     PARTIAL,
     Report,
     RunResult,
+    Section,
 )
 
 __all__ = [
@@ -44,6 +53,7 @@ __all__ = [
     "PARTIAL",
     "Report",
     "RunResult",
+    "Section",
     "format_report",
     "make_report",
 ]
@@ -71,17 +81,33 @@ def draw(plot: Callable[[Report, Path], Path | None], report: Report, out_dir: P
         return None
 
 
+def summarise(report: Report, experiment: str) -> Section | None:
+    """The experiment's section; one that fails becomes a note, the rest is still written."""
+    try:
+        return SHAPES[experiment](report)
+    except Exception as exc:  # runs shaped in a way we did not foresee: keep the report
+        report.notes.append(f"{experiment} table failed: {type(exc).__name__}: {exc}")
+        return None
+
+
 def make_report(root: Path, out_dir: Path | None = None, plots: bool = True) -> Report:
-    """Read the runs below ``root`` and write report.csv, report.md and the plots to ``out_dir``."""
+    """Read the runs below ``root`` and write report.csv, report.md and the plots to ``out_dir``;
+    with the experiment's own section when the runs share one."""
     report = collect_runs(root)
     out_dir = out_dir or root
     prepare_out_dir(out_dir)
+    experiment = shared_experiment(report)
+    report.section = summarise(report, experiment) if experiment else None
     try:
         drawn = [draw(plot, report, out_dir) for plot in (plot_curves, plot_accuracy) if plots]
         pngs = [path for path in drawn if path is not None]
+        if report.section and plots:
+            drawn = [draw(plot, report, out_dir) for plot in EXPERIMENT_PLOTS.get(experiment, ())]
+            report.section.plots = [path for path in drawn if path is not None]
         write_csv(out_dir / CSV_NAME, csv_rows(report))
         write_markdown(out_dir / MARKDOWN_NAME, report, pngs)
     except OSError as exc:
         raise ReftlabError(f"cannot write the report to {out_dir} ({exc.strerror})") from None
-    report.files = [out_dir / CSV_NAME, out_dir / MARKDOWN_NAME, *pngs]
+    section_pngs = report.section.plots if report.section else []
+    report.files = [out_dir / CSV_NAME, out_dir / MARKDOWN_NAME, *pngs, *section_pngs]
     return report

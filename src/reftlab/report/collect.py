@@ -108,6 +108,31 @@ def group_name(config: dict, group: str) -> str | None:
     return str(node["name"]) if isinstance(node, dict) and "name" in node else None
 
 
+def samples_per_step(config: dict) -> int | None:
+    """Completions one RL or online step samples: ``method.batch_size`` questions times
+    ``method.rollouts_per_query``; ``None`` without the config to size it."""
+    method = config.get("method")
+    if not isinstance(method, dict) or "batch_size" not in method:
+        return None
+    return int(method["batch_size"]) * int(method.get("rollouts_per_query", 1))
+
+
+def running_samples(records: Sequence[dict], config: dict) -> list[int] | None:
+    """Completions sampled for training up to and including each record (see `count_samples`);
+    ``None`` when the run logged RL steps that its config cannot size."""
+    per_step = samples_per_step(config)
+    total, counts = 0, []
+    for record in records:
+        if isinstance(record.get("samples_drawn"), int | float):
+            total += int(record["samples_drawn"])
+        if "train/reward_mean" in record:
+            if per_step is None:
+                return None
+            total += per_step
+        counts.append(total)
+    return counts
+
+
 def count_samples(records: Sequence[dict], config: dict) -> int | None:
     """Completions sampled for training, counted from the metrics (when the summary has none).
 
@@ -117,18 +142,9 @@ def count_samples(records: Sequence[dict], config: dict) -> int | None:
     for a short last batch of a pass over the training set; evaluation samples are left out.
     ``None`` when the run logged neither, or RL steps without the config to size them.
     """
-    by_stages = sum(
-        r["samples_drawn"] for r in records if isinstance(r.get("samples_drawn"), int | float)
-    )
-    logged_by_stages = any("samples_drawn" in r for r in records)
-    steps = sum("train/reward_mean" in r for r in records)
-    if not steps:
-        return int(by_stages) if logged_by_stages else None
-    method = config.get("method")
-    if not isinstance(method, dict) or "batch_size" not in method:
-        return None
-    per_step = int(method["batch_size"]) * int(method.get("rollouts_per_query", 1))
-    return int(by_stages) + steps * per_step
+    sampled = any("samples_drawn" in r or "train/reward_mean" in r for r in records)
+    counts = running_samples(records, config) if sampled else None
+    return counts[-1] if counts else None
 
 
 def last_log_line(run_dir: Path) -> str:

@@ -84,6 +84,11 @@ def moving_average(values: Sequence[float], window: int) -> list[float]:
     return out
 
 
+def smoothing_window(longest: int) -> int:
+    """Points in a reward curve's moving average: a twentieth of the longest curve drawn."""
+    return max(1, longest // 20)
+
+
 def stage_starts(records: Sequence[dict]) -> list[tuple[float, str, str]]:
     """(x, stage before, stage after) where a stage that takes steps begins.
 
@@ -198,7 +203,7 @@ def plot_curves(report: Report, out_dir: Path) -> Path | None:
         return None
     plt = pyplot()
     longest = max(len(finite_points(r.records, "train/reward_mean")[0]) for r in runs)
-    window = max(1, longest // 20)
+    window = smoothing_window(longest)
     fig, (ax_reward, ax_eval) = plt.subplots(
         2, 1, sharex=True, figsize=(10, 7), layout="constrained"
     )

@@ -21,6 +21,7 @@ from reftlab.report.types import (
     PARTIAL,
     Report,
     RunResult,
+    Section,
     format_percent,
     natural_key,
     short_run_name,
@@ -145,6 +146,33 @@ def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
         writer.writerows(rows)
 
 
+def section_markdown(section: Section) -> list[str]:
+    """An experiment's heading, table, claims with their verdicts, notes and plot links."""
+    lines = [
+        f"## Experiment `{section.experiment}`",
+        "",
+        format_markdown(section.headers, section.rows, section.right),
+        "",
+        *(f"- {line}" for line in section.verdicts),
+        *(f"- note: {line}" for line in section.notes),
+        "",
+    ]
+    return lines + [f"![{plot.stem}]({plot.name})\n" for plot in section.plots]
+
+
+def section_lines(section: Section) -> list[str]:
+    """What the terminal shows of an experiment: its table, then claims, verdicts and notes."""
+    return [
+        f"experiment {section.experiment}:",
+        "",
+        format_table(section.headers, section.rows, section.right),
+        "",
+        *section.verdicts,
+        *(f"note: {line}" for line in section.notes),
+        "",
+    ]
+
+
 def write_markdown(path: Path, report: Report, plots: Sequence[Path]) -> None:
     headers, rows, right = display_rows(report)
     knobs_title = "Swept" if len(report.runs) > 1 else "Overrides"
@@ -160,6 +188,7 @@ def write_markdown(path: Path, report: Report, plots: Sequence[Path]) -> None:
         "",
     ]
     lines += [f"![{plot.stem}]({plot.name})\n" for plot in plots]
+    lines += section_markdown(report.section) if report.section else []
     lines += [f"- {note}" for note in report.notes]
     path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
 
@@ -178,6 +207,7 @@ def format_report(report: Report) -> str:
         "",
         table,
         "",
+        *(section_lines(report.section) if report.section else []),
         *(f"wrote {path}" for path in report.files),
         *report.notes,
     ]

@@ -21,6 +21,8 @@ GAIN_KEYS = (
 )
 CSV_NAME, MARKDOWN_NAME = "report.csv", "report.md"
 CURVES_PNG, HEATMAP_PNG, KNOBS_PNG = "curves.png", "accuracy_heatmap.png", "accuracy_by_knob.png"
+# The plots of the paper experiments' own shapes (reftlab.report.experiments).
+ABLATIONS_PNG, REWARD_VS_SAMPLES_PNG = "ablations.png", "reward_vs_samples.png"
 
 
 @dataclass(eq=False)  # compared and hashed by identity: runs are dict keys in the plots
@@ -52,14 +54,30 @@ class RunResult:
 
 
 @dataclass
+class Section:
+    """A paper experiment's runs in the shape its paper uses: a table of display cells, the
+    paper's claims each with what the runs measured, and notes (runs left out, gaps)."""
+
+    experiment: str
+    headers: list[str]
+    rows: list[list[str]]
+    right: set[int] = field(default_factory=set)  # columns aligned right (numbers)
+    verdicts: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    plots: list[Path] = field(default_factory=list)
+
+
+@dataclass
 class Report:
-    """The runs, the swept knobs, the files written and notes on plots that were skipped."""
+    """The runs, the swept knobs, the files written and notes on plots that were skipped; the
+    experiment's own section when the runs share an experiment name."""
 
     root: Path
     runs: list[RunResult]
     knobs: list[str]
     files: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    section: Section | None = None
 
 
 def natural_key(text: str) -> list:
