@@ -15,15 +15,19 @@ truncates (``16.66 %`` for 16.666..., ``7.333`` for 22/3). Duplicate options (29
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from reftlab.rewards.extract import (
     DEFAULT_MARKERS,
     LAST_NUMBER,
+    STRICT,
     answer_span,
     check_fallback,
+    corrected,
     find_marker,
+    read_first,
+    read_number,
 )
 from reftlab.rewards.numbers import (
     DEFAULT_ABS_TOL,
@@ -38,9 +42,9 @@ LETTERS = "abcde"
 DEFAULT_OPTION_REL_TOL = 1e-4
 BY_LETTER, BY_VALUE, BY_TEXT = "letter", "value", "text"
 
-# "(c)", "c )", "c)", "C.", "c:", "c" alone, optionally after "option"/"choice".
+# "(c)", "[c]", "c )", "c)", "C.", "c:", "c" alone, optionally after "option"/"choice"/"letter".
 _LETTER = re.compile(
-    r"^(?:option|choice)?\s*(?:\(\s*([a-e])\s*\)|([a-e])\s*\)|([a-e])(?:\s*[.:,;](?!\d)|\s*$))",
+    r"^(?:option|choice|letter)?\s*(?:[(\[]\s*([a-e])\s*[)\]]|([a-e])\s*\)|([a-e])(?:\s*[.:,;](?!\d)|\s*$))",
     re.IGNORECASE,
 )
 # A repeated label inside an option text: "b ) 120 %", "b . 120 %".
@@ -141,11 +145,13 @@ def read_choice(
     options: Mapping[str, str],
     *,
     option_rel_tol: float = DEFAULT_OPTION_REL_TOL,
+    read_value: Callable[[str], WrittenNumber | None] = parse_number,
 ) -> Choice | None:
     """Read a letter, else an option text, else a value matched to an option, from ``text``.
 
-    ``text`` is an answer span or a program's returned string. A letter counts even when the
-    options are unknown (empty mapping); values and texts need the options.
+    ``text`` is an answer span or a program's returned string; ``read_value`` reads the value
+    (the first number by default). A letter counts even when the options are unknown (empty
+    mapping); values and texts need the options.
     """
     text = text.strip().strip("\"'").strip()
     letter = _LETTER.match(text)
@@ -154,7 +160,7 @@ def read_choice(
     by_text = letters_for_text(text, options)
     if by_text:
         return Choice(by_text, BY_TEXT)
-    value = parse_number(text)
+    value = read_value(text)
     if value is not None:
         by_value = letters_for_value(value, options, option_rel_tol=option_rel_tol)
         if by_value:
@@ -172,20 +178,23 @@ def extract_choice(
 ) -> Choice | None:
     """The option an N-CoT completion chooses, or None.
 
-    After the last marker: ``The answer is (c)``, ``c )``, ``C.``, ``answer is c``, an option
-    text, or a value matched to an option. Without a marker, ``fallback="last_number"`` matches
-    the last number in the completion to the options.
+    Read like numbers (``rewards.extract``), from each candidate in turn: ``(c)``, ``c )``,
+    ``C.``, ``answer is c``, ``$\\boxed{C}$``, ``\\textbf{(C)}``, an option text, or a value
+    matched to an option; the ``last_number`` fallback matches the last number to the options.
+    ``fallback="strict"`` reads the paper's format only: the text after the last marker.
     """
     check_fallback(fallback)
-    span = answer_span(completion, markers)
-    if span is not None:
-        return read_choice(span, options, option_rel_tol=option_rel_tol)
-    if fallback == LAST_NUMBER:
-        numbers = find_numbers(completion)
-        if numbers:
-            letters = letters_for_value(numbers[-1], options, option_rel_tol=option_rel_tol)
-            return Choice(letters, BY_VALUE) if letters else None
-    return None
+    if fallback == STRICT:
+        span = answer_span(completion, markers)
+        return read_choice(span, options, option_rel_tol=option_rel_tol) if span else None
+
+    def read(span: str) -> Choice | None:
+        return read_choice(
+            corrected(span, letters=True), options, option_rel_tol=option_rel_tol, read_value=read_number
+        )
+
+    found = read_first(completion, read, markers, fallback)
+    return found[0] if found is not None else None
 
 
 def value_before_answer(

@@ -4,17 +4,20 @@ Choices made here (the reward depends on them):
 
 - Thousands separators are dropped (``850,000`` is 850000); ``203.0`` equals ``203``.
 - Fractions and mixed numbers are exact values (``3/4``, ``15 / 8``, ``2 1/2``).
-- A percentage keeps its number: ``45%`` is 45, never 0.45, because GSM8K and MathQA golds for
-  "what percent" questions are written as 45. A gold of 0.45 therefore does not match ``45%``.
+- A percentage is read as written (``45%`` is 45) and matches a gold written either way, as
+  the data sets mean them: GSM8K and MathQA write "what percent" golds as 45, MathQA-numeric
+  writes probabilities as 0.45; ``45%`` matches both (and ``0.45%`` neither).
 - Scientific notation (``1.5e6``, ``2E-3``) is read; ``x 10^6`` is not.
 - Two numbers match when they differ by at most ``max(abs_tol, rel_tol * |gold|)``; defaults
   1e-9 absorb float noise only, so 1234568 never passes for 1234567.
-- Written precision (``rounding=True``): a number written with at least two decimals stands
-  for every value that rounds to it, i.e. it matches within half a unit of its last digit.
-  One decimal is not enough, so that a float's ``repr`` (``"9.0"``) stays exact. ``0.42``
-  matches 0.4166666666666667 (MathQA-numeric); a gold ``3.333`` (ReFT's SVAMP files round
-  their golds) matches 3.3333333. ``0.4`` does not match 0.41666, nor ``3.54`` 3.5. Either
-  side's precision counts, so a rounded gold accepts any value that rounds to it.
+- Written precision (``rounding=True``): a number written with at least two decimals and at
+  least two significant digits stands for every value that rounds to it, i.e. it matches within
+  half a unit of its last digit. The allowance is thus at most 5% of the number itself, which
+  makes it relative for small golds: ``0.42`` matches 0.4166666666666667 (MathQA-numeric) and
+  ``0.016`` matches 0.01616, while ``0.02`` (one significant digit) does not match 0.01616 nor
+  ``0.00`` 0.002. One decimal is not enough, so that a float's ``repr`` (``"9.0"``) stays
+  exact: ``0.4`` does not match 0.41666, nor ``3.54`` 3.5. Either side's precision counts, so
+  a rounded gold (ReFT's SVAMP files write ``3.333``) accepts any value that rounds to it.
 - ReFT's own comparison is ``abs(pred - gold) <= 1e-2``: pass ``rel_tol=0, abs_tol=1e-2,
   rounding=False`` to reproduce it exactly.
 """
@@ -53,12 +56,24 @@ class WrittenNumber:
 
     ``text`` is a canonical spelling without thousands separators (``"850000"``, ``"-3/4"``,
     ``"45%"``). ``decimals`` counts the digits written after the point (``"0.420"`` -> 3,
-    ``"9.0"`` -> 1; fractions and exponents -> 0).
+    ``"9.0"`` -> 1; fractions and exponents -> 0). ``significant`` counts the digits from the
+    first non-zero one on, for decimals only (``"0.016"`` -> 2, ``"0.00"`` -> 0, ``"12.50"``
+    -> 4; integers, fractions and exponents -> 0).
     """
 
     value: float
     text: str
     decimals: int = 0
+    significant: int = 0
+
+    @property
+    def is_percent(self) -> bool:
+        return self.text.endswith("%")
+
+    def per_hundred(self) -> WrittenNumber:
+        """``45%`` as the fraction 0.45, with its written precision moved two places along."""
+        decimals = self.decimals + 2 if self.decimals else 0
+        return WrittenNumber(self.value / 100, f"{self.text[:-1]}/100", decimals, self.significant)
 
 
 def _build(match: re.Match[str]) -> WrittenNumber | None:
@@ -82,8 +97,9 @@ def _build(match: re.Match[str]) -> WrittenNumber | None:
         return None
     if not math.isfinite(value):
         return None
-    decimals = 0 if exp else len(frac)
-    return WrittenNumber(sign * value, f"{prefix}{body}{suffix}", decimals)
+    decimals = 0 if exp or not frac else len(frac)
+    significant = len((digits + frac).lstrip("0")) if decimals else 0
+    return WrittenNumber(sign * value, f"{prefix}{body}{suffix}", decimals, significant)
 
 
 def iter_numbers(text: str) -> Iterator[tuple[WrittenNumber, int, int]]:
@@ -110,8 +126,9 @@ def parse_number(text: str) -> WrittenNumber | None:
 
 
 def rounding_slack(number: WrittenNumber) -> float:
-    """Half a unit of the last written digit, for numbers written with two or more decimals."""
-    return 0.5 * 10.0**-number.decimals if number.decimals >= 2 else 0.0
+    """Half a unit of the last written digit, for numbers written with two or more decimals and
+    two or more significant digits (so never more than 5% of the number)."""
+    return 0.5 * 10.0**-number.decimals if number.decimals >= 2 and number.significant >= 2 else 0.0
 
 
 def numbers_match(
@@ -123,6 +140,15 @@ def numbers_match(
     rounding: bool = True,
 ) -> bool:
     """Whether ``pred`` is the same answer as ``gold`` (see the module docstring for the rules)."""
+    readings = [pred]
+    if pred.is_percent and not gold.is_percent:
+        readings.append(pred.per_hundred())
+    return any(_same_value(p, gold, rel_tol, abs_tol, rounding) for p in readings)
+
+
+def _same_value(
+    pred: WrittenNumber, gold: WrittenNumber, rel_tol: float, abs_tol: float, rounding: bool
+) -> bool:
     diff = abs(pred.value - gold.value)
     if diff <= max(abs_tol, rel_tol * abs(gold.value)):
         return True
