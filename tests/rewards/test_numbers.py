@@ -82,15 +82,25 @@ def number(text: str) -> WrittenNumber:
         ("203", "203.0", True),
         ("850000", "850,000", True),
         ("45%", "45", True),
-        ("45%", "0.45", False),  # documented choice: a percent is its number
+        ("45%", "0.45", True),  # a probability written as a percentage (MathQA-numeric)
+        ("45%", "4.5", False),
+        ("45%", "45%", True),
+        ("41.67%", "0.4166666666666667", True),  # |0.4167 - 0.41667| <= 0.0001 (4 digits)
         ("3/4", "0.75", True),
         ("0.30000000000000004", "0.3", True),  # float noise: 1.4e-17 <= 1e-9
         ("1234568", "1234567", False),  # relative 8.1e-7 > 1e-9
         # MathQA-numeric: 5/12 written to two decimals; |0.41666... - 0.42| = 0.00333 <= 0.005
         ("0.42", "0.4166666666666667", True),
         ("0.4167", "0.4166666666666667", True),  # 0.0000333 <= 0.00005
+        ("0.4166", "0.4166666666666667", True),  # cut off, 4 digits: 0.0000667 <= 0.0001
         ("0.4", "0.4166666666666667", False),  # one decimal gives no slack
-        ("0.41", "0.4166666666666667", False),  # truncated: 0.00667 > 0.005
+        ("0.41", "0.4166666666666667", False),  # cut off, 2 digits: 0.00667 > 0.005
+        # Small golds: the allowance is relative. mathqa-numeric_2940's gold is 0.01616.
+        ("0.016", "0.01616", True),  # 2 digits: 0.00016 <= 0.0005
+        ("0.02", "0.01616", False),  # 1 significant digit: no allowance, 0.00384 off (24%)
+        ("0.00", "0.002", False),  # mathqa-numeric_1167: no significant digit
+        ("0.06", "0.0625", False),  # 1 significant digit
+        ("0.063", "0.0625", True),  # 2 digits: 0.0005 <= 0.0005
         ("3.54", "3.5", False),  # 0.04 > 0.005 (the pred's own slack)
         # ReFT's SVAMP golds are rounded: gold 3.333 covers [3.3325, 3.3335]
         ("3.3333333333333335", "3.333", True),
@@ -112,10 +122,13 @@ def test_reft_compatible_tolerance() -> None:
     assert not numbers_match(number("0.4166"), number("0.4"), **reft)  # 0.0166
 
 
-def test_rounding_slack_is_half_a_unit_of_the_last_digit() -> None:
-    assert rounding_slack(number("0.42")) == pytest.approx(0.5 * 0.01)
-    assert rounding_slack(number("3.333")) == pytest.approx(0.5 * 0.001)
-    assert rounding_slack(number("3.5")) == 0.0
+def test_rounding_slack_follows_the_written_digits() -> None:
+    assert rounding_slack(number("0.42")) == pytest.approx(0.5 * 0.01)  # 2 digits: rounded
+    assert rounding_slack(number("0.016")) == pytest.approx(0.5 * 0.001)
+    assert rounding_slack(number("3.333")) == pytest.approx(0.001)  # 4 digits: also cut off
+    assert rounding_slack(number("0.02")) == 0.0  # 1 significant digit
+    assert rounding_slack(number("0.00")) == 0.0
+    assert rounding_slack(number("3.5")) == 0.0  # 1 decimal
     assert rounding_slack(number("12")) == 0.0
 
 
@@ -126,12 +139,25 @@ def test_thousands_separators_round_trip(value: int) -> None:
 
 
 @given(
-    st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False),
+    st.floats(min_value=0.1, max_value=1e6, allow_nan=False, allow_infinity=False),
     st.integers(min_value=2, max_value=6),
+    st.booleans(),
 )
-def test_a_value_rounded_to_two_or_more_decimals_matches_it(value: float, places: int) -> None:
+def test_a_value_rounded_to_two_or_more_decimals_matches_it(
+    value: float, places: int, negative: bool
+) -> None:
+    # From 0.1 up, two decimals carry at least two significant digits.
+    value = -value if negative else value
     exact = WrittenNumber(value, repr(value), 17)
     assert numbers_match(number(f"{value:.{places}f}"), exact)
+
+
+@given(st.integers(min_value=1, max_value=9), st.integers(min_value=2, max_value=6))
+def test_one_significant_digit_gets_no_allowance(digit: int, places: int) -> None:
+    written = number(f"{digit * 10.0**-places:.{places}f}")  # 0.02, 0.003, ...
+    assert written.significant == 1
+    shifted = WrittenNumber(written.value * 1.2, repr(written.value * 1.2), 17)
+    assert not numbers_match(written, shifted)
 
 
 @given(st.integers(min_value=-(10**6), max_value=10**6), st.floats(min_value=0.01, max_value=0.99))

@@ -34,7 +34,9 @@ FRACTION = Example(id="mathqa-numeric_x", question="?", answer="0.41666666666666
     [
         ("29 * 7 = 203. Therefore, the answer is <203>.", SANCTUARY, Score(1.0, "203", True)),
         ("The answer is 204.", SANCTUARY, Score(0.1, "204", False)),
-        ("The answer is two hundred.", SANCTUARY, Score(0.0, None, False)),
+        ("The answer is two hundred.", SANCTUARY, Score(0.1, "200", False)),
+        ("The answer is two hundred and three.", SANCTUARY, Score(1.0, "203", True)),
+        ("The answer is a lot.", SANCTUARY, Score(0.0, None, False)),
         ("I do not know.", SANCTUARY, Score(0.0, None, False)),
         ("The answer is (c).", STATIONS, Score(1.0, "c", True)),
         ("The answer is a", STATIONS, Score(0.1, "a", False)),

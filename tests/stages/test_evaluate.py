@@ -108,6 +108,9 @@ def test_golden_metrics_and_predictions(monkeypatch, tmp_path) -> None:
         "eval/mean_reward": (1.0 + 0.1 + 1.0) / 3,
         "eval/extracted_rate": 1.0,
         "eval/n": 3,
+        # every greedy completion is in the paper's format: both readings agree
+        "eval/accuracy_strict": 2 / 3,
+        "eval/accuracy_flexible": 2 / 3,
         "eval/maj@3": 1 / 3,
         "eval/pass@3": 2 / 3,
         "eval/rerank@3": 1 / 3,
@@ -154,8 +157,45 @@ def test_greedy_only_has_no_sample_fields(monkeypatch) -> None:
         show_progress=False,
         engine=engine,
     )
-    assert set(metrics) == {"eval/accuracy", "eval/mean_reward", "eval/extracted_rate", "eval/n"}
+    assert set(metrics) == {
+        "eval/accuracy",
+        "eval/mean_reward",
+        "eval/extracted_rate",
+        "eval/n",
+        "eval/accuracy_strict",
+        "eval/accuracy_flexible",
+    }
     assert [c[1] for c in calls] == [False]
+
+
+def test_strict_and_flexible_accuracy_tell_format_from_arithmetic(tmp_path) -> None:
+    greedy = {
+        "one": "6 * 3 = 18. The final answer is $\\boxed{18}$.",  # right, not the paper's format
+        "two": "The answer is 4.",  # wrong either way
+        "three": "The answer is 7.",  # right either way
+    }
+    strict = Scorer("natural", 0.1, ["the answer is", "####"], "strict", 2.0)
+    metrics = evaluate_model(
+        None,
+        None,
+        NUMERIC,
+        prompt_of,
+        strict,
+        batch_size=8,
+        max_new_tokens=8,
+        predictions_path=tmp_path / "p.jsonl",
+        show_progress=False,
+        engine=canned_engine(greedy, {}, []),
+    )
+    # the reward reads strictly here, so its accuracy is the strict one
+    assert metrics["eval/accuracy"] == metrics["eval/accuracy_strict"] == 1 / 3
+    assert metrics["eval/accuracy_flexible"] == 2 / 3
+    records = read_jsonl(tmp_path / "p.jsonl")
+    assert [(r["correct_strict"], r["correct_flexible"]) for r in records] == [
+        (False, True),
+        (False, False),
+        (True, True),
+    ]
 
 
 OPTIONS = {"a": "156", "b": "167", "c": "870", "d": "352", "e": "380"}

@@ -106,7 +106,8 @@ def periodic_evaluation(env: Env, stage: str, at_start: bool = False) -> Periodi
 
 def evaluate_final(env: Env, trained: dict, warmup: Warmup) -> dict:
     """Evaluate the last stage's checkpoint on the test split: the run's closing metrics, with
-    the gain over the warm-up and its 95% paired-bootstrap interval over the test problems."""
+    the gain over the warm-up and its 95% paired-bootstrap interval over the test problems, and
+    the reward's answer reading (`answer_reading`, written to summary.json)."""
     policy = load_checkpoint(trained["model_dir"], env.accelerator.device)
 
     def run_stage() -> dict[str, float]:
@@ -118,6 +119,8 @@ def evaluate_final(env: Env, trained: dict, warmup: Warmup) -> dict:
     return {
         "test_accuracy": test["eval/accuracy"],
         "warmup_test_accuracy": warmup.metrics["eval/accuracy"],
+        # How the reward read answers (`cot.answer_fallback`), next to the accuracies it gave.
+        "answer_reading": env.scorer.fallback,
         **test,
     }
 

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
 from reftlab.rewards.latex import last_boxed, to_plain
-from reftlab.rewards.numbers import WrittenNumber, iter_numbers
+from reftlab.rewards.numbers import WrittenNumber, iter_numbers, parse_number_words
 
 DEFAULT_MARKERS = ("the answer is", "####")
 LAST_NUMBER = "last_number"
@@ -52,11 +52,12 @@ _CONTINUATION = re.compile(
 )
 _ANSWER_PHRASE = re.compile(
     r"\b(?:(?:final|correct|right|best|my)\s+)?(?:answer|option|choice)(?:\s+choice)?"
-    r"(?:\s+(?:is|would\s+be|will\s+be|should\s+be|equals|=)|\s*[:=])",
+    r"(?:\s+(?:is|would\s+be|will\s+be|should\s+be|equals|=)|\s*[:=]|[ \t]*(?=\n))"
+    r"|\b(?:i\s+(?:would\s+)?)?(?:choose|pick|select|go\s+with)\b",
     re.IGNORECASE,
 )
 _CHOSEN_FIRST = re.compile(
-    r"(?<!\S)(\(?[a-e]\)?|\S{1,20})\s+is\s+(?:the\s+)?(?:correct|right|final)\s+(?:answer|option|choice)",
+    r"(?<!\S)(?:option\s+|choice\s+)?(\(?[a-e]\)?|\S{1,20})\s+is\s+(?:the\s+)?(?:correct|right)\b",
     re.IGNORECASE,
 )
 _RESULT_PHRASE = re.compile(
@@ -81,7 +82,12 @@ _LEAD_IN = re.compile(
     r"instead|rather|the\s+(?:correct\s+)?(?:option|choice)\s+is)\b)*",
     re.IGNORECASE,
 )
-_OPERATOR = re.compile(r"[\s()\[\]]*(?:[-+*/^=\u2212]|\bx\b)[\s()\[\]\-+*/^=x\u2212]*")
+# Between two numbers of one expression: operators, brackets and at most one unit word
+# (``9 eggs * $2 = $18``).
+_OPERATOR = re.compile(
+    r"[\s()\[\]]*(?:[a-z]+[\s()\[\]]*)?(?:[-+*/^=\u2212]|\bx\b)[\s()\[\]\-+*/^=x\u2212]*",
+    re.IGNORECASE,
+)
 
 
 def check_fallback(fallback: str) -> None:
@@ -201,9 +207,13 @@ def corrected(span: str, letters: bool = False) -> str:
 
 
 def read_number(span: str) -> WrittenNumber | None:
-    """The number a flexible candidate gives: after corrections, the first number, or the result
-    of an expression that starts with it (``9 * 2 = 18`` -> 18; ``18 = 9 * 2`` -> 18)."""
+    """The number a flexible candidate gives: after corrections, a number in words that opens it
+    (``eighteen``), else the first number, or the result of an expression that starts with it
+    (``9 * 2 = 18`` -> 18; ``18 = 9 * 2`` -> 18)."""
     span = corrected(span)
+    in_words = parse_number_words(span)
+    if in_words is not None:
+        return in_words
     run: list[tuple[WrittenNumber, bool]] = []  # the expression's numbers, and "after an ="
     previous_end = None
     for number, start, end in iter_numbers(span):

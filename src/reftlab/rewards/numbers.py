@@ -6,18 +6,23 @@ Choices made here (the reward depends on them):
 - Fractions and mixed numbers are exact values (``3/4``, ``15 / 8``, ``2 1/2``).
 - A percentage is read as written (``45%`` is 45) and matches a gold written either way, as
   the data sets mean them: GSM8K and MathQA write "what percent" golds as 45, MathQA-numeric
-  writes probabilities as 0.45; ``45%`` matches both (and ``0.45%`` neither).
+  writes probabilities as 0.45; ``45%`` matches both.
 - Scientific notation (``1.5e6``, ``2E-3``) is read; ``x 10^6`` is not.
+- Numbers in words (``eighteen``, ``two hundred and five``) are read by ``parse_number_words``
+  only where an answer is expected to start (``The answer is eighteen.``), never in running
+  text, where ``one of them`` is no answer.
 - Two numbers match when they differ by at most ``max(abs_tol, rel_tol * |gold|)``; defaults
   1e-9 absorb float noise only, so 1234568 never passes for 1234567.
 - Written precision (``rounding=True``): a number written with at least two decimals and at
   least two significant digits stands for every value that rounds to it, i.e. it matches within
-  half a unit of its last digit. The allowance is thus at most 5% of the number itself, which
-  makes it relative for small golds: ``0.42`` matches 0.4166666666666667 (MathQA-numeric) and
-  ``0.016`` matches 0.01616, while ``0.02`` (one significant digit) does not match 0.01616 nor
-  ``0.00`` 0.002. One decimal is not enough, so that a float's ``repr`` (``"9.0"``) stays
-  exact: ``0.4`` does not match 0.41666, nor ``3.54`` 3.5. Either side's precision counts, so
-  a rounded gold (ReFT's SVAMP files write ``3.333``) accepts any value that rounds to it.
+  half a unit of its last digit; with three or more significant digits also for the values it
+  cuts off (a whole unit: ``0.4166`` and ``16.66`` for 5/12 and 50/3). The allowance is thus at
+  most 5% of the number itself, which makes it relative for small golds: ``0.42`` matches
+  0.4166666666666667 (MathQA-numeric) and ``0.016`` matches 0.01616, while ``0.02`` (one
+  significant digit) does not match 0.01616 nor ``0.00`` 0.002. One decimal is not enough, so
+  that a float's ``repr`` (``"9.0"``) stays exact: ``0.4`` does not match 0.41666, nor ``0.41``
+  (two digits: rounding only) nor ``3.54`` 3.5. Either side's precision counts, so a rounded
+  gold (ReFT's SVAMP files write ``3.333``) accepts any value that rounds to it.
 - ReFT's own comparison is ``abs(pred - gold) <= 1e-2``: pass ``rel_tol=0, abs_tol=1e-2,
   rounding=False`` to reproduce it exactly.
 """
@@ -48,6 +53,20 @@ _NUMBER = re.compile(
     """,
     re.VERBOSE,
 )
+
+
+_UNIT_WORDS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen"
+).split()
+_TENS_WORDS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+_WORD_VALUES = {
+    **{word: value for value, word in enumerate(_UNIT_WORDS)},
+    **{word: 10 * (index + 2) for index, word in enumerate(_TENS_WORDS)},
+}
+_SCALE_WORDS = {"thousand": 1_000, "million": 1_000_000, "billion": 1_000_000_000}
+_WORD = re.compile(r"[a-z]+", re.IGNORECASE)
+_WORD_GAP = re.compile(r"[\s-]*")
 
 
 @dataclass(frozen=True)
@@ -125,10 +144,38 @@ def parse_number(text: str) -> WrittenNumber | None:
     return next((number for number, _, _ in iter_numbers(text)), None)
 
 
+def parse_number_words(text: str) -> WrittenNumber | None:
+    """The number spelled in words at the start of ``text`` (``eighteen dollars`` -> 18,
+    ``two hundred and five`` -> 205, ``forty-two`` -> 42), or None."""
+    total = current = 0
+    read = False
+    position = _WORD_GAP.match(text).end()
+    while (word := _WORD.match(text, position)) is not None:
+        name = word.group().lower()
+        if name in _WORD_VALUES:
+            current += _WORD_VALUES[name]
+        elif name == "hundred" and read:
+            current *= 100
+        elif name in _SCALE_WORDS and read:
+            total, current = total + current * _SCALE_WORDS[name], 0
+        elif name != "and" or not read:
+            break
+        read = True
+        position = _WORD_GAP.match(text, word.end()).end()
+    if not read:
+        return None
+    value = total + current
+    return WrittenNumber(float(value), str(value))
+
+
 def rounding_slack(number: WrittenNumber) -> float:
-    """Half a unit of the last written digit, for numbers written with two or more decimals and
-    two or more significant digits (so never more than 5% of the number)."""
-    return 0.5 * 10.0**-number.decimals if number.decimals >= 2 and number.significant >= 2 else 0.0
+    """What a number written with two or more decimals stands for beyond itself: half a unit of
+    its last digit with two significant digits (rounded), a whole unit with three or more
+    (rounded or cut off: ``0.4166`` for 5/12); so never more than 5% of the number."""
+    if number.decimals < 2 or number.significant < 2:
+        return 0.0
+    unit = 10.0**-number.decimals
+    return unit if number.significant >= 3 else 0.5 * unit
 
 
 def numbers_match(

@@ -1,7 +1,8 @@
 """The reward of a run: one object that scores completions, built from the `cot` settings.
 
-N-CoT completions are scored in-process; P-CoT completions are programs, run in a batch by the
-sandbox pool (created on first use, closed with the scorer).
+N-CoT completions are scored in-process with the configured reading (``fallback``: ``strict``,
+``none`` or ``last_number``, see ``rewards.extract``); P-CoT completions are programs, run in a
+batch by the sandbox pool (created on first use, closed with the scorer).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from reftlab.data import Example
+from reftlab.rewards.extract import LAST_NUMBER, STRICT, check_fallback
 from reftlab.rewards.numbers import parse_number
 from reftlab.rewards.programs import extract_program
 from reftlab.rewards.score import Score, is_choice, score_natural, score_number, score_program
@@ -27,6 +29,7 @@ class Scorer:
         program_timeout_s: float,
         workers: int | None = None,
     ):
+        check_fallback(fallback)
         self.cot = cot
         self.partial_reward = partial_reward
         self.markers = tuple(markers)
@@ -67,6 +70,24 @@ class Scorer:
             )
             for c, e in zip(completions, examples, strict=True)
         ], None
+
+    def correct_by_reading(
+        self, completions: Sequence[str], examples: Sequence[Example]
+    ) -> dict[str, list[bool]]:
+        """Whether each N-CoT completion is right when read ``strict`` (the paper's format only)
+        and ``flexible`` (everything the reader knows, down to the last number), whatever the
+        run's own reading: the gap between the two is what a model loses to format rather
+        than to arithmetic. Empty for programs, whose answer is what they return."""
+        if self.cot == "program":
+            return {}
+        readings = {"strict": STRICT, "flexible": LAST_NUMBER}
+        return {
+            name: [
+                score_natural(c, e, markers=self.markers, fallback=fallback).correct
+                for c, e in zip(completions, examples, strict=True)
+            ]
+            for name, fallback in readings.items()
+        }
 
     def answer_key(self, answer: str) -> object:
         """Equivalence class of an extracted answer, for voting ("18" and "18.0" vote together)."""

@@ -1,5 +1,7 @@
 """Evaluation on the test split: greedy top-1 accuracy; with k samples, majority voting (maj@k),
 pass@k and, given a reward model, reranking (rerank@k); on multiple choice, reward hacking.
+For N-CoT the greedy accuracy is also given read strictly (the paper's format only) and flexibly
+(every phrasing the reader knows), as the common evaluation harnesses do.
 
 Every number can be traced to outputs: `predictions/<name>.jsonl` holds one line per question
 with the greedy completion, its extracted answer, reward and correctness, and with k samples the
@@ -48,7 +50,8 @@ def majority_vote(answers: Sequence[str | None], key: Callable[[str], object] = 
     return next(answer for k, answer in first.items() if counts[k] == best)
 
 
-def greedy_record(example: Example, completion: str, score) -> dict:
+def greedy_record(example: Example, completion: str, score, **by_reading: bool) -> dict:
+    """One question's greedy prediction; `by_reading` adds `correct_strict`/`correct_flexible`."""
     return {
         "id": example.id,
         "answer": example.answer,
@@ -56,6 +59,7 @@ def greedy_record(example: Example, completion: str, score) -> dict:
         "extracted": score.extracted,
         "reward": score.reward,
         "correct": score.correct,
+        **{f"correct_{name}": correct for name, correct in by_reading.items()},
     }
 
 
@@ -88,6 +92,9 @@ def summarise(records: Sequence[dict], samples: int) -> dict[str, float]:
         "eval/extracted_rate": sum(r["extracted"] is not None for r in records) / n,
         "eval/n": len(records),
     }
+    for reading in ("strict", "flexible"):
+        if records and f"correct_{reading}" in records[0]:
+            metrics[f"eval/accuracy_{reading}"] = sum(r[f"correct_{reading}"] for r in records) / n
     if samples > 1:
         metrics[f"eval/maj@{samples}"] = sum(r["voted_correct"] for r in records) / n
         metrics[f"eval/pass@{samples}"] = sum(r["pass"] for r in records) / n
@@ -148,7 +155,7 @@ def evaluate_model(
     greedy completions.
 
     Returns metrics named `eval/accuracy`, `eval/mean_reward`, `eval/extracted_rate`, `eval/n`;
-    for k > 1 `eval/maj@k`, `eval/pass@k` (and `eval/rerank@k`); with the check
+    for N-CoT `eval/accuracy_strict` and `eval/accuracy_flexible`; for k > 1 `eval/maj@k`, `eval/pass@k` (and `eval/rerank@k`); with the check
     `eval/hacking_rate` and `eval/hacking/*`.
     """
     predictions = predict(
@@ -273,11 +280,12 @@ def predict(
             model, tokenizer, prompts, max_new_tokens=max_new_tokens, do_sample=False
         )
         greedy_scores, results = scorer.score_with_results(greedy.texts, chunk)
+        by_reading = scorer.correct_by_reading(greedy.texts, chunk)
         greedy_texts += greedy.texts
         exec_results += results or []
         batch_records = [
-            greedy_record(e, text, score)
-            for e, text, score in zip(chunk, greedy.texts, greedy_scores, strict=True)
+            greedy_record(e, text, score, **{k: v[i] for k, v in by_reading.items()})
+            for i, (e, text, score) in enumerate(zip(chunk, greedy.texts, greedy_scores, strict=True))
         ]
         if samples > 1:
             sampled = engine.generate(

@@ -1,0 +1,109 @@
+"""How often each answer reader agrees with the human verdicts of ``answer_styles.STYLES``.
+
+    PYTHONPATH=src python -m tests.rewards.measure_readers [--table]
+
+Readers: reftlab with each ``cot.answer_fallback`` (``last_number``, the default; ``none``;
+``strict``, the paper's format) and, when it is installed (``pip install math-verify``),
+math-verify alone (``parse`` then ``verify`` against the gold, as its README shows). Each is
+scored two ways: *right/wrong* (the reward is 1 exactly when the person's is), the measure of
+issue 13's held-out suite, and *exact reward* (1 / 0.1 / 0 all equal). ``--table`` prints the
+README's table of styles instead.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+
+from reftlab.data import Example, load_examples
+from reftlab.rewards.score import score_natural
+from tests.rewards.answer_styles import STYLES, Style
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "reft"
+FILES = {
+    "gsm8k": ("gsm8k_test_set.json", "gsm8k"),
+    "svamp": ("svamp_test_set.json", "svamp"),
+    "mathqa": ("mathqa_test_set.json", "mathqa"),
+    "mathqa-numeric": ("mathqa-numeric_test_set.json", "mathqa_numeric"),
+}
+Reader = Callable[[str, Example], float]
+
+
+@cache
+def examples(prefix: str) -> dict[str, Example]:
+    file, dataset = FILES[prefix]
+    return {e.id: e for e in load_examples(DATA / file, dataset)}
+
+
+def item(style: Style) -> Example:
+    return examples(style.item.rsplit("_", 1)[0])[style.item]
+
+
+def reftlab_reader(fallback: str) -> Reader:
+    return lambda completion, example: score_natural(completion, example, fallback=fallback).reward
+
+
+def math_verify_reader() -> Reader | None:
+    try:
+        from math_verify import parse, verify
+    except ImportError:
+        return None
+
+    def read(completion: str, example: Example) -> float:
+        predicted = parse(completion)
+        if not predicted:
+            return 0.0
+        return 1.0 if verify(parse(example.answer), predicted) else 0.1
+
+    return read
+
+
+def agreement(reader: Reader) -> tuple[float, float, list[str]]:
+    """Share right/wrong as the person said, share with the exact reward, the styles missed."""
+    rewards = [(reader(s.completion, item(s)), s) for s in STYLES]
+    right = [(r == 1.0) == (s.reward == 1.0) for r, s in rewards]
+    exact = [abs(r - s.reward) < 1e-9 for r, s in rewards]
+    missed = [s.name for ok, (_, s) in zip(right, rewards, strict=True) if not ok]
+    return sum(right) / len(STYLES), sum(exact) / len(STYLES), missed
+
+
+def table() -> str:
+    """The README's table: one row per style, its example and what each reading gives."""
+    lines = [
+        "| style | kind | example (end of the completion) | person | default | strict |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in STYLES:
+        example = item(s)
+        tail = s.completion.strip().split("\n")[-1][-60:].replace("|", "\\|") or "(empty)"
+        default = score_natural(s.completion, example).reward
+        strict = score_natural(s.completion, example, fallback="strict").reward
+        lines.append(
+            f"| {s.name} | {s.category} | `{tail}` | {s.reward:g} | {default:g} | {strict:g} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    if "--table" in sys.argv:
+        print(table())
+        return
+    readers: dict[str, Reader | None] = {
+        "reftlab, defaults (last_number)": reftlab_reader("last_number"),
+        "reftlab, answer_fallback=none": reftlab_reader("none"),
+        "reftlab, answer_fallback=strict": reftlab_reader("strict"),
+        "math-verify alone": math_verify_reader(),
+    }
+    print(f"{len(STYLES)} completions in {len({s.name for s in STYLES})} styles")
+    for name, reader in readers.items():
+        if reader is None:
+            print(f"{name:34} not installed")
+            continue
+        right, exact, missed = agreement(reader)
+        print(f"{name:34} right/wrong {right:6.1%}  exact reward {exact:6.1%}  missed: {missed}")
+
+
+if __name__ == "__main__":
+    main()
