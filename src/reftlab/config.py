@@ -302,8 +302,12 @@ class CotConfig(Node):
     name: str = MISSING
     prompt_template: str = MISSING
     answer_markers: list[str] = field(default_factory=lambda: ["the answer is", "####"])
+    # How N-CoT answers are read (reftlab.rewards.extract): last_number (marker, boxed, known
+    # phrasings, then the last number), none (the same without the last number) or strict (the
+    # paper's format only). Evaluation reports the strict and the flexible accuracy either way.
     answer_fallback: str = "last_number"
-    program_timeout_s: float = 2.0
+    # The ReFT paper's limit; programs that import sympy take a few seconds on a busy machine.
+    program_timeout_s: float = 10.0
 
     def check(self) -> None:
         one_of(self.name, COTS, "cot")

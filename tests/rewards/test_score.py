@@ -73,7 +73,8 @@ def test_fallback_none_gives_no_credit_without_marker() -> None:
         (ExecResult("ok", "204", "int"), SANCTUARY, Score(0.1, "204", False, "ok")),
         (ExecResult("ok", "5/12", "Fraction"), FRACTION, Score(1.0, "5/12", True, "ok")),
         (ExecResult("ok", "True", "bool"), SANCTUARY, Score(0.0, None, False, "ok")),
-        (ExecResult("ok", "203 pairs", "str"), SANCTUARY, Score(0.0, None, False, "ok")),
+        (ExecResult("ok", "203 pairs", "str"), SANCTUARY, Score(1.0, "203", True, "ok")),
+        (ExecResult("ok", "203 or 204", "str"), SANCTUARY, Score(0.0, None, False, "ok")),
         (ExecResult("ok", "inf", "float"), SANCTUARY, Score(0.0, None, False, "ok")),
         (
             ExecResult("no_result", error="returned None"),
@@ -97,12 +98,15 @@ def test_program_partial_credit(result: ExecResult, example: Example, expected: 
     assert score_program(result, example) == expected
 
 
-def test_returned_number_must_be_the_whole_value() -> None:
+def test_returned_number_is_one_number_with_at_most_its_unit() -> None:
     assert read_returned_number(" -3/4 ").value == -0.75
     assert read_returned_number("$18").value == 18.0
     assert read_returned_number("1e+20").value == 1e20
-    assert read_returned_number("18 dollars") is None
+    assert read_returned_number("18 dollars").value == 18.0
+    assert read_returned_number("12.5 km/h").value == 12.5
     assert read_returned_number("x = 18") is None
+    assert read_returned_number("18 or 20") is None
+    assert read_returned_number("nan") is None
 
 
 def test_is_choice_reads_the_record() -> None:

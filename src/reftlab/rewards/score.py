@@ -13,6 +13,7 @@ is a single letter a-e.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -37,6 +38,8 @@ from reftlab.sandbox.result import OK, ExecResult
 
 DEFAULT_PARTIAL_REWARD = 0.1
 NATURAL, PROGRAM = "natural", "program"
+# What may follow the number a program returns as a string: unit words, no second number.
+_UNITS = re.compile(r"[^\W\d_]*(?:[\s./%\u00b0]+[^\W\d_]*)*\s*")
 
 
 @dataclass(frozen=True)
@@ -170,14 +173,16 @@ def score_program(
 
 
 def read_returned_number(value: str) -> WrittenNumber | None:
-    """A returned value that is one number and nothing else (``"18"``, ``"3/4"``, ``"1e+20"``).
+    """A returned value that is one number, alone or with its unit (``"18"``, ``"3/4"``,
+    ``"1e+20"``, ``"$18"``, ``"18 dollars"``, ``"45%"``).
 
-    Strings with words (``"18 dollars"``) are not well-formed answers, as in ReFT, whose
-    ``float(value)`` rejects them; ``"inf"`` and ``"nan"`` are not numbers either.
+    Other text (``"x = 18"``, ``"18 or 20"``) is no well-formed answer, nor are ``"inf"`` and
+    ``"nan"``; ReFT's ``float(value)`` rejects units too, which costs right programs nothing
+    there only because its programs return numbers.
     """
     text = value.strip()
     first = next(iter_numbers(text), None)
     if first is None:
         return None
     number, start, end = first
-    return number if text[:start].strip() in ("", "$") and not text[end:].strip() else None
+    return number if text[:start].strip() in ("", "$") and _UNITS.fullmatch(text, end) else None

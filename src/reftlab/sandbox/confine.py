@@ -53,8 +53,15 @@ from reftlab.sandbox import landlock
 _CLONE_NEWNET = 0x40000000
 _PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
-# The whole environment a program sees: nothing inherited from the trainer.
-PROGRAM_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+# The whole environment a program sees: nothing inherited from the trainer. Numeric libraries
+# (numpy's BLAS) are told to stay on one thread, since a program cannot start threads.
+PROGRAM_ENV = {
+    "PATH": "/usr/bin:/bin",
+    "LANG": "C.UTF-8",
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+}
 
 _libc = ctypes.CDLL(None, use_errno=True)
 

@@ -29,11 +29,15 @@ def convert_value(value: object) -> tuple[str, str | None, str, str | None]:
     """Turn a returned object into ``(status, value_text, type_name, error)``.
 
     int -> ``str``, float -> ``repr``, Fraction -> ``"p/q"``, Decimal -> ``str``, other real
-    numbers (numpy scalars) through ``float``/``int``, str -> itself (truncated), bool ->
-    ``"True"``/``"False"``. None and containers give ``no_result``.
+    numbers (numpy and sympy scalars) through ``float``/``int``, str -> itself (truncated), bool
+    -> ``"True"``/``"False"``; any other object that ``float()`` accepts (``sympy.sqrt(2)``, a
+    one-element array) as that float. A container of one item (``sympy.solve`` gives ``[18]``
+    or ``[{x: 18}]``) stands for that item. None, other containers and symbolic expressions give
+    ``no_result``.
     """
     type_name = type(value).__name__
     try:
+        value = _only_item(_only_item(value))
         if value is None:
             return "no_result", None, type_name, "solution() returned None"
         if isinstance(value, bool):
@@ -46,12 +50,21 @@ def convert_value(value: object) -> tuple[str, str | None, str, str | None]:
             return "ok", decimal.Decimal.__str__(value), type_name, None
         if isinstance(value, numbers.Integral):
             return "ok", int.__repr__(int(value)), type_name, None
-        if isinstance(value, numbers.Real):
-            return "ok", float.__repr__(float(value)), type_name, None
+        if isinstance(value, numbers.Real) or hasattr(type(value), "__float__"):
+            return "ok", float.__repr__(float(value)), type_name, None  # type: ignore[arg-type]
     except (ValueError, OverflowError, TypeError, ArithmeticError) as exc:
-        # e.g. an int with more digits than int-to-str conversion allows
+        # e.g. an int with more digits than int-to-str conversion allows, or a symbolic value
         return "no_result", None, type_name, f"cannot convert {type_name}: {exc}"
     return "no_result", None, type_name, f"solution() returned a {type_name}, not a number or str"
+
+
+def _only_item(value: object) -> object:
+    """The one item of a one-item list, tuple, set or dict (its value); else ``value``."""
+    if isinstance(value, (list, tuple, set, frozenset)) and len(value) == 1:
+        return next(iter(value))
+    if isinstance(value, dict) and len(value) == 1:
+        return next(iter(value.values()))
+    return value
 
 
 def _describe(exc: BaseException) -> str:

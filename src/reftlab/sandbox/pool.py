@@ -32,14 +32,18 @@ from reftlab.sandbox import protocol
 from reftlab.sandbox.confine import PROGRAM_ENV
 from reftlab.sandbox.result import CRASHED, STATUSES, TIMEOUT, ExecResult
 
-# What a program may import: these are loaded in the worker before any fork. Other imports may
-# fail, since a confined program cannot read files outside its own directory.
+# What a program may import: these are loaded in the worker before any fork (sympy and numpy
+# also run a warm-up there, see ``worker.WARM_UPS``). Other imports fail under Landlock, since a
+# confined program cannot read files outside its own directory. The ReFT paper's engine gives
+# programs math and sympy.
 DEFAULT_PRELOAD = (
     "math",
     "cmath",
     "fractions",
     "decimal",
     "datetime",
+    "sympy",
+    "numpy",
     "itertools",
     "functools",
     "collections",
@@ -117,7 +121,8 @@ class SandboxPool:
 
     Args:
         workers: worker processes (programs run in parallel); default: usable CPUs.
-        timeout_s: wall-clock limit per program; the CPU limit is ``ceil(timeout_s) + 1``.
+        timeout_s: wall-clock limit per program (the ReFT paper's 10 s); the CPU limit is
+            ``ceil(timeout_s) + 1``.
         memory_mb: address space a program may add on top of the warmed worker's.
         max_output_bytes: stdout and stderr kept per program; the rest is dropped.
         preload: modules imported in the worker before forking, i.e. what programs can import.
@@ -131,7 +136,7 @@ class SandboxPool:
         self,
         workers: int | None = None,
         *,
-        timeout_s: float = 2.0,
+        timeout_s: float = 10.0,
         memory_mb: int = 1024,
         max_output_bytes: int = 8192,
         preload: Sequence[str] = DEFAULT_PRELOAD,

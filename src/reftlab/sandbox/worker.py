@@ -34,10 +34,31 @@ _REPORTED_STATUSES = ("ok", "error", "no_result", "crashed")
 _POLL_SECONDS = 0.002
 
 
+# Calls that make a preloaded package import the submodules it loads lazily (sympy's solve
+# brings in sympy.tensor, simplify sympy.physics.units...), which a confined program could not
+# read from disk. Run once in the worker, right after the import.
+WARM_UPS = {
+    "sympy": (
+        "x, y = sympy.symbols('x y')\n"
+        "sympy.solve(2 * x - 36, x); sympy.solve([x + y - 30, x - y - 6], [x, y])\n"
+        "sympy.solveset(x**2 - 4, x, domain=sympy.S.Reals); sympy.linsolve([x + y - 3], [x, y])\n"
+        "sympy.simplify((x**2 - 1) / (x - 1)); sympy.nsolve(x**2 - 2, x, 1)\n"
+        "sympy.integrate(x**2, (x, 0, 3)); sympy.diff(x**3, x); sympy.limit(1 / x, x, sympy.oo)\n"
+        "sympy.summation(x, (x, 1, 10)); sympy.Sum(x, (x, 1, 3)).doit()\n"
+        "sympy.Product(x, (x, 1, 3)).doit(); sympy.nsimplify(0.5); sympy.factor(x**2 - 1)\n"
+        "sympy.N(sympy.sqrt(2)); sympy.Rational(1, 3) + 1; sympy.Matrix([[1, 2], [3, 4]]).inv()\n"
+        "sympy.sympify('2*x + 1'); sympy.roots(x**2 - 1); sympy.factorint(60); str(x**2)\n"
+    ),
+    "numpy": "numpy.linalg.solve(numpy.eye(2), numpy.ones(2)); str(numpy.arange(3) / 2)\n",
+}
+
+
 def preload_modules(names: list[str]) -> None:
     """Import what programs may use, before any fork, so that no program reads a file."""
     for name in names:
-        importlib.import_module(name)
+        module = importlib.import_module(name)
+        if name in WARM_UPS:
+            exec(WARM_UPS[name], {name: module})  # noqa: S102 - fixed code of our own
     # datetime.strptime imports _strptime lazily; localtime reads the zone file once.
     importlib.import_module("_strptime")
     time.localtime()
