@@ -10,9 +10,11 @@ def extract_program(completion: str) -> str:
 
     The function ends at the first non-blank line that is not indented (a model that keeps
     generating after the program writes unindented text). Blank lines inside the body are
-    kept, unlike ReFT's executor, which cut programs at the first blank line and so broke
-    1,304 of PAL's 1,319 GSM-hard programs. Without ``def solution`` the completion is
-    returned unchanged, and running it reports that no solution() is defined.
+    kept. ReFT's executor cuts a program at its first blank line, after stripping the
+    completion: on PAL's 1,319 GSM-hard programs, stripped first as ReFT does, its engine still
+    solves 1,315 (only 14 if they were not stripped, since each file starts with a blank line).
+    Without ``def solution`` the completion is returned unchanged, and running it reports that
+    no solution() is defined.
     """
     lines = completion.split("\n")
     start = next((i for i, line in enumerate(lines) if line.startswith(ENTRY)), None)
