@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from reftlab.data.records import Example
 from reftlab.rewards.score import score_program
@@ -18,6 +21,14 @@ KNOWN_SVAMP_MISSES = {
     # 0.3333 / 2 = 0.16665, gold "0.165" (neither rounded nor truncated to 3 decimals)
     "svamp_1418",
 }
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[SandboxPool]:
+    """The default pool (sympy and numpy preloaded, the 10 s limit): on a machine shared with
+    other jobs a fast program can stall past the 1 s of the adversarial tests' pool."""
+    with SandboxPool(workers=2) as sandbox:
+        yield sandbox
 
 
 def run_gold(pool: SandboxPool, programs: list[str], golds: list[str], ids: list[str]):

@@ -31,6 +31,12 @@ def run_one(pool: SandboxPool, body: str, **kwargs: float) -> ExecResult:
         ("    return True", "True", "bool"),
         ("    return -(10 ** 30)", "-" + "1" + "0" * 30, "int"),
         ("    return float('inf')", "inf", "float"),
+        # one-item containers stand for their item (sympy.solve returns a list)
+        ("    return [18]", "18", "list"),
+        ("    return {'x': 18}", "18", "dict"),
+        ("    import sympy\n    return sympy.solve(sympy.Symbol('x') - 18)", "18", "list"),
+        ("    import sympy\n    return sympy.sqrt(2)", "1.4142135623730951", "Pow"),
+        ("    import numpy\n    return numpy.array([2.5])", "2.5", "ndarray"),
         (
             "    import datetime\n    return (datetime.date(2017, 7, 19) - datetime.date(2016, 12, 31)).days",
             "200",
@@ -50,12 +56,13 @@ def test_return_values_come_back_as_plain_strings(
     [
         ("def solution():\n    return None", "no_result", "returned None"),
         ("def solution():\n    return [1, 2]", "no_result", "returned a list"),
+        ("import sympy\ndef solution():\n    return sympy.Symbol('x') + 1", "no_result", "convert"),
         ("def solution():\n    return 10 ** 5000", "no_result", "cannot convert int"),
         ("def solution(:\n    return 1", "error", "SyntaxError"),
         ("x = 1", "error", "no solution() function"),
         ("def solution():\n    return 1 / 0", "error", "ZeroDivisionError"),
         ("def solution():\n    return input()", "error", "EOFError"),  # stdin is /dev/null
-        ("import numpy\ndef solution():\n    return 1", "error", "Error"),  # not preloaded
+        ("import sqlite3\ndef solution():\n    return 1", "error", "Error"),  # not preloaded
     ],
 )
 def test_failures_have_a_status_and_a_message(
