@@ -1,13 +1,13 @@
 """How often each answer reader agrees with the human verdicts of ``answer_styles.STYLES``.
 
-    PYTHONPATH=src python -m tests.rewards.measure_readers [--table]
+    PYTHONPATH=src python -m tests.rewards.measure_readers [--by-category | --table]
 
 Readers: reftlab with each ``cot.answer_fallback`` (``last_number``, the default; ``none``;
 ``strict``, the paper's format) and, when it is installed (``pip install math-verify``),
 math-verify alone (``parse`` then ``verify`` against the gold, as its README shows). Each is
 scored two ways: *right/wrong* (the reward is 1 exactly when the person's is), the measure of
 issue 13's held-out suite, and *exact reward* (1 / 0.1 / 0 all equal). ``--table`` prints the
-README's table of styles instead.
+README's table of styles instead; ``--by-category`` adds the shares per kind of style.
 """
 
 from __future__ import annotations
@@ -60,13 +60,28 @@ def math_verify_reader() -> Reader | None:
     return read
 
 
-def agreement(reader: Reader) -> tuple[float, float, list[str]]:
+def agreement(
+    reader: Reader, styles: tuple[Style, ...] = STYLES
+) -> tuple[float, float, list[str]]:
     """Share right/wrong as the person said, share with the exact reward, the styles missed."""
-    rewards = [(reader(s.completion, item(s)), s) for s in STYLES]
+    rewards = [(reader(s.completion, item(s)), s) for s in styles]
     right = [(r == 1.0) == (s.reward == 1.0) for r, s in rewards]
     exact = [abs(r - s.reward) < 1e-9 for r, s in rewards]
     missed = [s.name for ok, (_, s) in zip(right, rewards, strict=True) if not ok]
-    return sum(right) / len(STYLES), sum(exact) / len(STYLES), missed
+    return sum(right) / len(styles), sum(exact) / len(styles), missed
+
+
+def by_category(readers: dict[str, Reader]) -> str:
+    """Right/wrong agreement per category of style, and on the numeric items alone."""
+    groups = {c: tuple(s for s in STYLES if s.category == c) for c in dict.fromkeys(
+        s.category for s in STYLES
+    )}
+    groups["numeric items"] = tuple(s for s in STYLES if not item(s).options)
+    lines = ["| styles | n | " + " | ".join(readers) + " |", "|---|---|" + "---|" * len(readers)]
+    for name, styles in groups.items():
+        shares = [f"{agreement(r, styles)[0]:.0%}" for r in readers.values()]
+        lines.append(f"| {name} | {len(styles)} | " + " | ".join(shares) + " |")
+    return "\n".join(lines)
 
 
 def table() -> str:
@@ -103,6 +118,8 @@ def main() -> None:
             continue
         right, exact, missed = agreement(reader)
         print(f"{name:34} right/wrong {right:6.1%}  exact reward {exact:6.1%}  missed: {missed}")
+    if "--by-category" in sys.argv:
+        print(by_category({k: v for k, v in readers.items() if v is not None}))
 
 
 if __name__ == "__main__":

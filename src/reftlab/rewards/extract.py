@@ -51,13 +51,16 @@ _CONTINUATION = re.compile(
     r"\n[ \t#*]*(?:question|problem|human|user|instruction|q)[ \t]*\d*[ \t]*[:.]", re.IGNORECASE
 )
 _ANSWER_PHRASE = re.compile(
-    r"\b(?:(?:final|correct|right|best|my)\s+)?(?:answer|option|choice)(?:\s+choice)?"
-    r"(?:\s+(?:is|would\s+be|will\s+be|should\s+be|equals|=)|\s*[:=]|[ \t]*(?=\n))"
-    r"|\b(?:i\s+(?:would\s+)?)?(?:choose|pick|select|go\s+with)\b",
-    re.IGNORECASE,
+    r"\b(?:(?:final|correct|right|my)\s+)?answer(?:\s+(?:is|would\s+be|will\s+be|should\s+be|equals)\b|\s*[:=])"
+    r"|\b(?:correct|right|final)\s+(?:option|choice)(?:\s+(?:is|would\s+be)\b|\s*[:=])"
+    r"|^[ \t#>]*(?:the\s+)?(?:final\s+)?answer[ \t]*$"
+    r"|\bi\s+(?:would\s+|will\s+)?(?:choose|pick|select|go\s+with)\b",
+    re.IGNORECASE | re.MULTILINE,
 )
+# "(c) is correct", "option C is right", "18 is the correct answer".
 _CHOSEN_FIRST = re.compile(
-    r"(?<!\S)(?:option\s+|choice\s+)?(\(?[a-e]\)?|\S{1,20})\s+is\s+(?:the\s+)?(?:correct|right)\b",
+    r"(?<!\S)(?:option\s+|choice\s+)?(\(?[a-e]\)?)\s+is\s+(?:the\s+)?(?:correct|right)\b"
+    r"|(?<!\S)(\S{1,20})\s+is\s+the\s+(?:correct|right|final)\s+(?:answer|option|choice)",
     re.IGNORECASE,
 )
 _RESULT_PHRASE = re.compile(
@@ -138,7 +141,7 @@ def _last_phrase(plain: str) -> str | None:
     found = [m for m in _ANSWER_PHRASE.finditer(plain)]
     chosen = [m for m in _CHOSEN_FIRST.finditer(plain)]
     if chosen and (not found or chosen[-1].start() > found[-1].start()):
-        return chosen[-1].group(1)
+        return chosen[-1].group(1) or chosen[-1].group(2)
     if found:
         return _line_after(plain, found[-1].end())
     lines = [line for line in plain.split("\n") if line.strip()]
