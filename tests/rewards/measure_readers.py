@@ -87,16 +87,18 @@ def by_category(readers: dict[str, Reader]) -> str:
 def table() -> str:
     """The README's table: one row per style, its example and what each reading gives."""
     lines = [
-        "| style | kind | example (end of the completion) | person | default | strict |",
-        "|---|---|---|---|---|---|",
+        "| style | kind | item (gold) | end of the completion | person | default | strict |",
+        "|---|---|---|---|---|---|---|",
     ]
     for s in STYLES:
         example = item(s)
         tail = s.completion.strip().split("\n")[-1][-60:].replace("|", "\\|") or "(empty)"
         default = score_natural(s.completion, example).reward
         strict = score_natural(s.completion, example, fallback="strict").reward
+        gold = f"{s.item} ({example.answer})"
         lines.append(
-            f"| {s.name} | {s.category} | `{tail}` | {s.reward:g} | {default:g} | {strict:g} |"
+            f"| {s.name} | {s.category} | {gold} | `{tail}` | {s.reward:g} | {default:g} "
+            f"| {strict:g} |"
         )
     return "\n".join(lines)
 
