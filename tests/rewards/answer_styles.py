@@ -32,10 +32,16 @@ JANET = (
     "so 16 - 3 - 4 = 9 eggs are left.\nShe sells them at $2 each, so she makes 9 * 2 = 18 dollars."
 )
 # mathqa_2: 28 stations between two cities, 30 in all: 30 * 29 = 870 tickets (c).
-STATIONS = "There are 28 + 2 = 30 stations.\nA ticket is needed for every ordered pair: 30 * 29 = 870."
+STATIONS = (
+    "There are 28 + 2 = 30 stations.\nA ticket is needed for every ordered pair: 30 * 29 = 870."
+)
 # mathqa-numeric_2198: totals above 7 with two dice: 15 of 36 outcomes = 5/12.
-DICE = "Totals of 8 to 12 come up 5 + 4 + 3 + 2 + 1 = 15 ways out of 36, so the probability is 15/36."
+DICE = (
+    "Totals of 8 to 12 come up 5 + 4 + 3 + 2 + 1 = 15 ways out of 36, so the probability is 15/36."
+)
 
+# One style a line: the table reads better than the formatter's layout.
+# fmt: off
 STYLES: tuple[Style, ...] = (
     # The paper's and the data sets' own formats.
     Style("reft_nl", "paper", "gsm8k_0", JANET + "\nTherefore, the answer is: 18", 1.0),
@@ -150,3 +156,4 @@ STYLES: tuple[Style, ...] = (
     Style("letter_no_options", "garbage", "mathqa_2", "I cannot decide between the options.", 0.0),
     Style("question_echo", "garbage", "gsm8k_0", "Janet's ducks lay 16 eggs per day. She sells the remainder at $2 per egg. How much does she make?", 0.0),
 )
+# fmt: on

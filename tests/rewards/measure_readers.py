@@ -60,9 +60,7 @@ def math_verify_reader() -> Reader | None:
     return read
 
 
-def agreement(
-    reader: Reader, styles: tuple[Style, ...] = STYLES
-) -> tuple[float, float, list[str]]:
+def agreement(reader: Reader, styles: tuple[Style, ...] = STYLES) -> tuple[float, float, list[str]]:
     """Share right/wrong as the person said, share with the exact reward, the styles missed."""
     rewards = [(reader(s.completion, item(s)), s) for s in styles]
     right = [(r == 1.0) == (s.reward == 1.0) for r, s in rewards]
@@ -73,9 +71,10 @@ def agreement(
 
 def by_category(readers: dict[str, Reader]) -> str:
     """Right/wrong agreement per category of style, and on the numeric items alone."""
-    groups = {c: tuple(s for s in STYLES if s.category == c) for c in dict.fromkeys(
-        s.category for s in STYLES
-    )}
+    groups = {
+        c: tuple(s for s in STYLES if s.category == c)
+        for c in dict.fromkeys(s.category for s in STYLES)
+    }
     groups["numeric items"] = tuple(s for s in STYLES if not item(s).options)
     lines = ["| styles | n | " + " | ".join(readers) + " |", "|---|---|" + "---|" * len(readers)]
     for name, styles in groups.items():

@@ -12,6 +12,8 @@ from tests.rewards.answer_styles import Style
 
 BODY = "    eggs = 16 - 3 - 4\n    money = eggs * 2\n"
 
+# One style a line: the table reads better than the formatter's layout.
+# fmt: off
 PROGRAM_STYLES: tuple[Style, ...] = (
     Style("returns_int", "number", "gsm8k_0", "def solution():\n" + BODY + "    return money\n", 1.0),
     Style("returns_float", "number", "gsm8k_0", "def solution():\n" + BODY + "    return money / 1.0\n", 1.0),
@@ -52,3 +54,4 @@ PROGRAM_STYLES: tuple[Style, ...] = (
     Style("delete_files", "failure", "gsm8k_0", "import os\ndef solution():\n    os.remove('/etc/hostname')\n    return 18\n", 0.0),
     Style("symbolic_result", "failure", "gsm8k_0", "import sympy\ndef solution():\n    x = sympy.symbols('x')\n    return x + 18\n", 0.0),
 )
+# fmt: on

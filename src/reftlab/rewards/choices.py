@@ -190,7 +190,10 @@ def extract_choice(
 
     def read(span: str) -> Choice | None:
         return read_choice(
-            corrected(span, letters=True), options, option_rel_tol=option_rel_tol, read_value=read_number
+            corrected(span, letters=True),
+            options,
+            option_rel_tol=option_rel_tol,
+            read_value=read_number,
         )
 
     found = read_first(completion, read, markers, fallback)

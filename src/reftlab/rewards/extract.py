@@ -71,7 +71,9 @@ _LONE_LETTER = re.compile(
     r"[\s.:(\[]*(?:option|choice|answer)?[\s.:(\[]*[a-e][\s.:)\]]*", re.IGNORECASE
 )
 # "isn't 20, it's 18", "not (A) but (C)": the negated value and the words up to the next one.
-_NEGATED = re.compile(r"\s*(?:n['\u2019]t|not)\s+(?:equal\s+to\s+|option\s+|choice\s+)?", re.IGNORECASE)
+_NEGATED = re.compile(
+    r"\s*(?:n['\u2019]t|not)\s+(?:equal\s+to\s+|option\s+|choice\s+)?", re.IGNORECASE
+)
 _NEGATED_LETTER = re.compile(r"\(?[a-e]\)?(?![\w.])|\(?[a-e]\)?\.(?!\d)", re.IGNORECASE)
 _CORRECTION = re.compile(
     r"\b(?:wait|no|actually|correction|sorry|oops|i\s+mean|rather|make\s+that)\b[\s,:;.!\-\u2013\u2014]*",
@@ -169,7 +171,7 @@ def candidate_spans(
         yield PHRASE, phrase
     if fallback == LAST_NUMBER:
         last = None
-        for last in iter_numbers(plain):
+        for last in iter_numbers(plain):  # noqa: B007 - only the last one is kept
             pass
         if last is not None:
             yield LAST_NUMBER, plain[last[1] : last[2]]

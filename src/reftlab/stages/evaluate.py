@@ -285,7 +285,9 @@ def predict(
         exec_results += results or []
         batch_records = [
             greedy_record(e, text, score, **{k: v[i] for k, v in by_reading.items()})
-            for i, (e, text, score) in enumerate(zip(chunk, greedy.texts, greedy_scores, strict=True))
+            for i, (e, text, score) in enumerate(
+                zip(chunk, greedy.texts, greedy_scores, strict=True)
+            )
         ]
         if samples > 1:
             sampled = engine.generate(
