@@ -15,6 +15,17 @@ gets 0, reftlab's documented rule (only an option is a well-formed choice), not 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+from reftlab.data import Example, load_examples
+
+# The test files the items come from, by data set: (file in reft/, data set name).
+FILES = {
+    "gsm8k": ("gsm8k_test_set.json", "gsm8k"),
+    "svamp": ("svamp_test_set.json", "svamp"),
+    "mathqa": ("mathqa_test_set.json", "mathqa"),
+    "mathqa-numeric": ("mathqa-numeric_test_set.json", "mathqa_numeric"),
+}
 
 
 @dataclass(frozen=True)
@@ -24,6 +35,14 @@ class Style:
     item: str
     completion: str
     reward: float
+
+
+def load_items(reft_dir: Path) -> dict[str, Example]:
+    """Every test example of the four files, by id (``gsm8k_0``, ``mathqa_2``...)."""
+    items = {}
+    for file, dataset in FILES.values():
+        items.update({e.id: e for e in load_examples(reft_dir / file, dataset)})
+    return items
 
 
 # gsm8k_0: 16 eggs, eats 3, bakes with 4, sells the rest at $2: 18 dollars.

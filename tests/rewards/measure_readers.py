@@ -17,28 +17,21 @@ from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
-from reftlab.data import Example, load_examples
+from reftlab.data import Example
 from reftlab.rewards.score import score_natural
-from tests.rewards.answer_styles import STYLES, Style
+from tests.rewards.answer_styles import STYLES, Style, load_items
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "reft"
-FILES = {
-    "gsm8k": ("gsm8k_test_set.json", "gsm8k"),
-    "svamp": ("svamp_test_set.json", "svamp"),
-    "mathqa": ("mathqa_test_set.json", "mathqa"),
-    "mathqa-numeric": ("mathqa-numeric_test_set.json", "mathqa_numeric"),
-}
 Reader = Callable[[str, Example], float]
 
 
 @cache
-def examples(prefix: str) -> dict[str, Example]:
-    file, dataset = FILES[prefix]
-    return {e.id: e for e in load_examples(DATA / file, dataset)}
+def items() -> dict[str, Example]:
+    return load_items(DATA)
 
 
 def item(style: Style) -> Example:
-    return examples(style.item.rsplit("_", 1)[0])[style.item]
+    return items()[style.item]
 
 
 def reftlab_reader(fallback: str) -> Reader:

@@ -12,19 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from reftlab.data import Example, load_examples
+from reftlab.data import Example
 from reftlab.rewards.programs import extract_program
 from reftlab.rewards.score import score_natural, score_program
 from reftlab.sandbox.pool import SandboxPool
-from tests.rewards.answer_styles import STYLES, Style
+from tests.rewards.answer_styles import STYLES, Style, load_items
 from tests.rewards.program_styles import PROGRAM_STYLES
 
-FILES = {
-    "gsm8k": ("gsm8k_test_set.json", "gsm8k"),
-    "svamp": ("svamp_test_set.json", "svamp"),
-    "mathqa": ("mathqa_test_set.json", "mathqa"),
-    "mathqa-numeric": ("mathqa-numeric_test_set.json", "mathqa_numeric"),
-}
 # Where the default reward is not the person's, and why; right/wrong still agrees.
 KNOWN_DIFFERENCES = {
     # No answer is given, but the last-number fallback reads the question's $2: a wrong
@@ -35,10 +29,7 @@ KNOWN_DIFFERENCES = {
 
 @pytest.fixture(scope="module")
 def items(shared_data: Path) -> dict[str, Example]:
-    loaded = {}
-    for file, dataset in FILES.values():
-        loaded.update({e.id: e for e in load_examples(shared_data / "reft" / file, dataset)})
-    return loaded
+    return load_items(shared_data / "reft")
 
 
 def ids(styles: tuple[Style, ...]) -> list[str]:
