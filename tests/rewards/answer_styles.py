@@ -3,10 +3,11 @@ would give it (1.0 right, 0.1 a wrong answer clearly given, 0.0 no answer or gar
 
 Items are ReFT's test files in ../shared/data/reft (``gsm8k_0``: 18, ``gsm8k_2``: 70000,
 ``gsm8k_489``: -10, ``svamp_3810``: 2436.0, ``mathqa_2``: c = 870, ``mathqa_0``: a = 38,
-``mathqa_11``: e = 2240 with b and d both 2778, ``mathqa-numeric_2198``: 5/12, ``_2940``:
-0.01616, ``_1167``: 0.002, ``_39``: probability 0.15, ``_29``: "what percent", 50.0, ``_284``:
-1/16). ``STYLES`` is read by ``test_answer_styles.py`` and by ``measure_readers.py``, which
-prints the share each reader gets right and the README's table of styles.
+``mathqa_11``: e = 2240 with b and d both 2778, ``mathqa_24``: c = ``4 %``,
+``mathqa-numeric_2198``: 5/12, ``_2940``: 0.01616, ``_1167``: 0.002, ``_39``: probability 0.15,
+``_29``: "what percent", 50.0, ``_284``: 1/16). ``STYLES`` is read by ``test_answer_styles.py``
+and by ``measure_readers.py``, which prints the share each reader gets right and the README's
+table of styles.
 
 One exception to "as a person would": a MathQA value that is no option (``The answer is 871``)
 gets 0, reftlab's documented rule (only an option is a well-formed choice), not 0.1.
@@ -82,6 +83,7 @@ STYLES: tuple[Style, ...] = (
     Style("number_words", "number", "gsm8k_0", JANET + " The answer is eighteen.", 1.0),
     Style("marker_next_line", "number", "gsm8k_0", JANET + "\nThe answer is:\n\n18", 1.0),
     Style("wrong_number", "number", "gsm8k_0", JANET + " The answer is 20.", 0.1),
+    Style("pleasantry_after", "number", "gsm8k_0", JANET + " The answer is $18.\n\nI hope this helps!", 1.0),
     Style("repeated_answer", "number", "gsm8k_0", "The answer is 18. The answer is 18. The answer is 18.", 1.0),
     # LaTeX around the answer.
     Style("boxed_after_marker", "latex", "gsm8k_0", JANET + " The answer is $\\boxed{18}$.", 1.0),
@@ -113,6 +115,7 @@ STYLES: tuple[Style, ...] = (
     Style("bold_number", "phrase", "gsm8k_0", "9 eggs at $2 each: she makes **$18** a day.", 1.0),
     Style("answer_to_question", "phrase", "gsm8k_0", JANET + " The answer to the question is 18.", 1.0),
     Style("json_answer", "phrase", "gsm8k_0", '{"reasoning": "16 - 3 - 4 = 9, 9 * 2 = 18", "answer": 18}', 1.0),
+    Style("bullet_total", "phrase", "gsm8k_0", "- Eggs left: 16 - 3 - 4 = 9\n- Price: $2\n\nTotal: $18 per day.", 1.0),
     Style("bare_number", "phrase", "gsm8k_0", "18", 1.0),
     Style("final_answer_wrong", "phrase", "gsm8k_0", JANET + "\nFinal answer: 16", 0.1),
     # Choice letters, option values and option texts.
@@ -126,6 +129,8 @@ STYLES: tuple[Style, ...] = (
     Style("letter_paren_text", "letter", "mathqa_2", STATIONS + " The answer is c ) 870", 1.0),
     Style("answer_letter_value", "letter", "mathqa_2", STATIONS + "\nAnswer: (C) 870", 1.0),
     Style("lone_letter_line", "letter", "mathqa_2", STATIONS + "\n\n(C)", 1.0),
+    Style("hence_option", "letter", "mathqa_2", STATIONS + " Hence, option (c).", 1.0),
+    Style("percent_option", "letter", "mathqa_24", "The rate is 4 percent. The answer is 4%.", 1.0),
     Style("value_for_option", "letter", "mathqa_2", STATIONS + " The answer is 870.", 1.0),
     Style("value_last_number", "letter", "mathqa_2", STATIONS + " So 870 tickets are printed.", 1.0),
     Style("value_not_an_option", "letter", "mathqa_2", "The answer is 871.", 0.0),
@@ -142,6 +147,7 @@ STYLES: tuple[Style, ...] = (
     Style("wait_no", "correction", "gsm8k_0", "The answer is 20. Wait, no, it's 18.", 1.0),
     Style("wait_no_wrong", "correction", "gsm8k_0", "The answer is 18. Wait, no, it's 20.", 0.1),
     Style("restated_marker", "correction", "gsm8k_0", "The answer is 20.\nActually I forgot the muffins: 16 - 3 - 4 = 9 and 9 * 2 = 18. The answer is 18.", 1.0),
+    Style("corrected_statement", "correction", "gsm8k_0", "The answer is 20. Hmm, that is wrong: 16 - 3 - 4 = 9 and 9 * 2 = 18. The correct answer is 18.", 1.0),
     Style("check_after_answer", "correction", "gsm8k_0", "The answer is 18.\nCheck: 18 / 2 = 9 eggs, and 9 + 3 + 4 = 16. Correct.", 1.0),
     Style("letter_correction", "correction", "mathqa_2", "The answer is (a). Wait, no, it's (c).", 1.0),
     Style("letter_negation", "correction", "mathqa_0", "The answer isn't c, it's a.", 1.0),

@@ -9,7 +9,9 @@ Two readings, chosen with ``fallback`` (``cot.answer_fallback``):
 - ``"none"`` and ``"last_number"``: flexible. Candidate answers in one order of precedence, the
   first that reads an answer winning:
 
-  1. ``marker``: the text after the last marker, on its line (or the next non-empty line);
+  1. ``marker``: the text after the last marker, on its line (or the next non-empty line); a
+     marker that starts with ``the answer`` also counts qualified (``the final answer is``,
+     ``the correct answer is``), so that a corrected statement wins over the first one;
   2. ``boxed``: the last ``\\boxed{...}``;
   3. ``phrase``: the last known phrasing: ``Answer:``, ``Final answer:``, ``the correct answer
      is``, ``the correct option is``, ``(C) is the right choice``; ``the result|total|solution
@@ -43,6 +45,8 @@ SOURCES = (MARKER, BOXED, PHRASE, LAST_NUMBER)
 T = TypeVar("T")
 # An answer is read from the start of a candidate; the rest of a long line cannot hold it.
 _SPAN_CHARS = 300
+# Words that may qualify a marker starting with "the answer" (see ``with_qualified``).
+_QUALIFIERS = ("final", "correct", "right", "actual", "real", "true")
 # Decorations around an answer in the paper's format that are not part of it: <203>, **18**.
 _DECORATION = re.compile(r"\\boxed\{|[<>{}*`]")
 _STRICT_LEAD = re.compile(r"[\s:=<*`$(]*")
@@ -130,6 +134,19 @@ def answer_span(completion: str, markers: Sequence[str] = DEFAULT_MARKERS) -> st
     return _line_after(completion, found[1], lambda line: _DECORATION.sub(" ", line).strip())
 
 
+def with_qualified(markers: Sequence[str]) -> tuple[str, ...]:
+    """The markers and their qualified forms: ``the answer is`` also as ``the final answer is``,
+    ``the correct answer is``..., so that ``The answer is 20. Hmm, no: the correct answer is
+    18.`` reads the later statement."""
+    qualified = [
+        f"the {word} {marker[4:]}"
+        for marker in markers
+        if marker.lower().startswith("the answer")
+        for word in _QUALIFIERS
+    ]
+    return (*markers, *qualified)
+
+
 def cut_continuation(completion: str) -> str:
     """The completion up to a new problem the model starts on its own (``\\nQuestion: ...``)."""
     for match in _CONTINUATION.finditer(completion):
@@ -160,7 +177,7 @@ def candidate_spans(
     """``(source, text)`` of each flexible candidate, in the order of precedence."""
     text = cut_continuation(completion)
     plain = to_plain(text)
-    found = find_marker(plain, markers)
+    found = find_marker(plain, with_qualified(markers))
     if found is not None:
         yield MARKER, _line_after(plain, found[1])
     boxed = last_boxed(text)
