@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reftlab.data.records import Example
 from reftlab.rewards.score import (
@@ -179,3 +181,20 @@ def test_real_gsm8k_golds_score_one_and_perturbed_score_partial(shared_data: Pat
     assert len(rewards) == 1319
     assert set(rewards) == {1.0}
     assert set(perturbed) == {0.1}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [*"0123456789 .,-/%$()[]{}=*+:\n\\abcABC", "the answer is ", "\\boxed{", "\\frac"]
+            + ["Answer: ", "isn't ", "Wait, no, ", "####", "**", "Question: ", "eighteen "]
+        ),
+        max_size=40,
+    ).map("".join)
+)
+def test_any_text_gets_a_reward_never_an_exception(completion: str) -> None:
+    for example in (SANCTUARY, STATIONS, FRACTION):
+        for fallback in ("strict", "none", "last_number"):
+            score = score_natural(completion, example, fallback=fallback)
+            assert score.reward in (0.0, 0.1, 1.0)
