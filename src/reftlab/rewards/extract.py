@@ -38,9 +38,8 @@ LAST_NUMBER = "last_number"
 NO_FALLBACK = "none"
 STRICT = "strict"
 FALLBACKS = (LAST_NUMBER, NO_FALLBACK, STRICT)
-# Where a flexible reading found its answer, in the order of precedence.
+# Where a flexible reading found its answer (then LAST_NUMBER), in the order of precedence.
 MARKER, BOXED, PHRASE = "marker", "boxed", "phrase"
-SOURCES = (MARKER, BOXED, PHRASE, LAST_NUMBER)
 
 T = TypeVar("T")
 # An answer is read from the start of a candidate; the rest of a long line cannot hold it.
