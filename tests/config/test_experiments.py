@@ -135,10 +135,13 @@ def test_presets_record_their_name_and_change_only_what_they_say(composer):
     table = composer("+experiment=reft_table")
     assert (table.experiment, table.eval.samples, table.eval.rerank) == ("reft_table", 4, True)
     assert table.method == default.method and table.dataset == default.dataset
+    assert table.budget.max_samples_per_question == 4
     prefix = composer("+experiment=prefixrl")
     assert (prefix.experiment, prefix.method.name) == ("prefixrl", "prefixrl")
     limits = (prefix.dataset.max_start, prefix.dataset.max_operand, prefix.dataset.max_value)
     assert limits == (30, 20, 120)
+    m = prefix.method
+    assert (m.batch_size * m.rollouts_per_query, m.rl_epochs) == (64, 1)
     assert composer("+experiment=kl_warmup").method == default.method
     assert default.experiment is None and default.ablation is None
 
