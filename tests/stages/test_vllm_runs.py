@@ -108,6 +108,8 @@ def test_the_readmes_laptop_command_at_smoke_budget(tmp_path, shared_cache, shar
         "method.sft_batch_size=8",
         "method.batch_size=4",
         "method.mini_batch_size=4",
+        # The untouched model's programs can loop; 2 s instead of the paper's 10 keeps CI short.
+        "cot.program_timeout_s=2",
         f"hydra.run.dir={run_dir}",
     ]
     env = {**os.environ, "REFTLAB_CACHE": str(shared_cache)}
