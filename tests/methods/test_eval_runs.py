@@ -81,6 +81,10 @@ def test_summary_reports_vote_pass_and_rerank(sft_run) -> None:
     assert pas > 0
     for value in (acc, maj, pas, rerank):
         assert 0.0 <= value <= 1.0 and value * 16 == round(value * 16)
+    # The reading the reward used (the embedded default's: the marker only), and both readings.
+    assert summary["answer_reading"] == "none"
+    for key in ("eval/accuracy_strict", "eval/accuracy_flexible"):
+        assert summary[key] * 16 == round(summary[key] * 16)
 
 
 def answer_key(answer: str) -> object:

@@ -21,7 +21,11 @@ def train_and_evaluate(env: Env, model) -> dict:
     if not epochs:
         trained = warmup(env, model, stage="sft")
         test = env.ctx.stage("evaluate", lambda: trained.metrics)
-        return {"test_accuracy": test["eval/accuracy"], **test}
+        return {
+            "test_accuracy": test["eval/accuracy"],
+            "answer_reading": env.scorer.fallback,
+            **test,
+        }
     warm = warmup(env, model)
 
     def continue_sft() -> dict:
