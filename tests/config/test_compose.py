@@ -5,28 +5,15 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
-from reftlab.app.compose import conf_dir, group_options, register_configs
-from reftlab.config import ConfigError, RunConfig, to_run_config, validate
+from reftlab.app.compose import group_options
+from reftlab.config import ConfigError, RunConfig, validate
 
 METHODS = group_options("method")
 COTS = group_options("cot")
 DATASETS = group_options("dataset")
 # Data sets with no Hub copy are rejected unless local files are named (README: "Combinations").
 NEEDS_LOCAL_FILES = {"mathqa_numeric"}
-
-
-@pytest.fixture(scope="module")
-def composer():
-    register_configs()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        yield lambda *overrides: to_run_config(
-            compose("config", overrides=[*overrides, "output_dir=."])
-        )
-    GlobalHydra.instance().clear()
 
 
 def test_shipped_groups_are_the_documented_ones():

@@ -9,11 +9,9 @@ import subprocess
 import sys
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
-from reftlab.app.compose import conf_dir, group_options, register_configs
-from reftlab.config import to_run_config, validate
+from reftlab.app.compose import group_options
+from reftlab.config import validate
 
 # Each preset's jobs: the overrides Hydra launches, without `+experiment=` and `dry_run=`.
 EXPECTED_JOBS = {
@@ -59,17 +57,6 @@ ABLATION_CHANGES = {
     },
     "partial_reward": {"reward_shape": "partial"},
 }
-
-
-@pytest.fixture(scope="module")
-def composer():
-    register_configs()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        yield lambda *overrides: to_run_config(
-            compose("config", overrides=[*overrides, "output_dir=."])
-        )
-    GlobalHydra.instance().clear()
 
 
 def launched_jobs(tmp_path, *overrides: str) -> list[str]:
