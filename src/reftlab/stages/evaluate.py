@@ -50,6 +50,14 @@ def majority_vote(answers: Sequence[str | None], key: Callable[[str], object] = 
     return next(answer for k, answer in first.items() if counts[k] == best)
 
 
+def greedy_records(examples, completions, scores, by_reading: dict[str, list[bool]]) -> list:
+    """`greedy_record` for each question of a batch, with its strict/flexible verdicts."""
+    return [
+        greedy_record(e, text, score, **{k: v[i] for k, v in by_reading.items()})
+        for i, (e, text, score) in enumerate(zip(examples, completions, scores, strict=True))
+    ]
+
+
 def greedy_record(example: Example, completion: str, score, **by_reading: bool) -> dict:
     """One question's greedy prediction; `by_reading` adds `correct_strict`/`correct_flexible`."""
     return {
@@ -283,12 +291,7 @@ def predict(
         by_reading = scorer.correct_by_reading(greedy.texts, chunk)
         greedy_texts += greedy.texts
         exec_results += results or []
-        batch_records = [
-            greedy_record(e, text, score, **{k: v[i] for k, v in by_reading.items()})
-            for i, (e, text, score) in enumerate(
-                zip(chunk, greedy.texts, greedy_scores, strict=True)
-            )
-        ]
+        batch_records = greedy_records(chunk, greedy.texts, greedy_scores, by_reading)
         if samples > 1:
             sampled = engine.generate(
                 model,
