@@ -11,6 +11,8 @@ that span nodes, and raises `ConfigError` with a message that says what to chang
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,14 +45,71 @@ def one_of(value: Any, choices: Iterable[str], key: str) -> None:
         raise ConfigError(f"{key}={value} is not valid; choose one of: {', '.join(choices)}")
 
 
-def positive(value: float | None, key: str) -> None:
-    if value is not None and value <= 0:
-        raise ConfigError(f"{key}={value} must be > 0")
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric knob may take: finite, and between `low` and `high` (either end
+    open-ended when None, excluded when `*_open`). `note` says what an edge value means."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    note: str = ""
+
+    def text(self) -> str:
+        """`be > 0`, `be >= 1`, `lie in [0, 1)`: the phrase the error messages use."""
+        if self.high is None:
+            return f"be {'>' if self.low_open else '>='} {_num(self.low)}"
+        left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+        return f"lie in {left}{_num(self.low)}, {_num(self.high)}{right}"
+
+    def admits(self, value: float) -> bool:
+        low, high = self.low, self.high
+        above = low is None or (value > low if self.low_open else value >= low)
+        below = high is None or (value < high if self.high_open else value <= high)
+        return above and below
+
+    def check(self, value: float, key: str) -> None:
+        note = f" ({self.note})" if self.note else ""
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}={value} is not a finite number; it must {self.text()}{note}")
+        if not self.admits(value):
+            raise ConfigError(f"{key}={value} must {self.text()}{note}")
 
 
-def in_unit_interval(value: float, key: str) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise ConfigError(f"{key}={value} must lie in [0, 1]")
+def _num(x: float | None) -> str:
+    return "-inf" if x is None else str(int(x)) if float(x).is_integer() else str(x)
+
+
+def knob(
+    default: Any,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    note: str = "",
+    **kwargs: Any,
+) -> Any:
+    """A numeric field and its `Range` (`ge`/`gt`: lower bound, `le`/`lt`: upper), which
+    `check_ranges` enforces; every int and float field of the schema is declared with one."""
+    low = gt if gt is not None else ge
+    high = lt if lt is not None else le
+    allowed = Range(low, high, gt is not None, lt is not None, note)
+    return field(default=default, metadata={"range": allowed}, **kwargs)
+
+
+SEED_MAX = 2**32 - 1  # numpy's seeds are 32-bit
+
+
+def check_ranges(node: Any, prefix: str = "") -> None:
+    """Check every field declared with `knob` in `node` and the nodes below it (None: unset)."""
+    for f in dataclasses.fields(node):
+        value, key = getattr(node, f.name), prefix + f.name
+        if dataclasses.is_dataclass(value):
+            check_ranges(value, f"{key}.")
+        elif "range" in f.metadata and value is not None:
+            f.metadata["range"].check(value, key)
 
 
 class Node:
@@ -70,61 +129,42 @@ class MethodConfig(Node):
 
     name: str = MISSING
     reward_shape: str = "partial"
-    partial_reward: float = 0.1
+    partial_reward: float = knob(0.1, ge=0, lt=1)
 
     def check(self) -> None:
         super().check()
         one_of(self.reward_shape, REWARD_SHAPES, "method.reward_shape")
-        if not 0.0 <= self.partial_reward < 1.0:
-            raise ConfigError(f"method.partial_reward={self.partial_reward} must lie in [0, 1)")
 
 
 @dataclass
 class SFTNode(Node):
     """Supervised fine-tuning on the gold CoTs: the warm-up, or the whole of `method=sft`."""
 
-    warmup_epochs: int = 2
-    sft_lr: float = 1e-5
-    sft_batch_size: int = 48
-
-    def check(self) -> None:
-        super().check()
-        positive(self.sft_lr, "method.sft_lr")
-        positive(self.sft_batch_size, "method.sft_batch_size")
-        if self.warmup_epochs < 0:
-            raise ConfigError(f"method.warmup_epochs={self.warmup_epochs} must be >= 0")
+    warmup_epochs: int = knob(2, ge=0)
+    sft_lr: float = knob(1e-5, gt=0)
+    sft_batch_size: int = knob(48, gt=0)
 
 
 @dataclass
 class SamplingNode(Node):
     """How a stage samples solutions from the policy."""
 
-    temperature: float = 1.0
-    top_p: float = 1.0
-
-    def check(self) -> None:
-        super().check()
-        positive(self.temperature, "method.temperature")
-        if not 0.0 < self.top_p <= 1.0:
-            raise ConfigError(f"method.top_p={self.top_p} must lie in (0, 1]")
+    temperature: float = knob(1.0, gt=0)
+    top_p: float = knob(1.0, gt=0, le=1)
 
 
 @dataclass
 class OnPolicyNode(SamplingNode):
     """The schedule of a loop that samples from the current policy and updates it."""
 
-    rl_epochs: int = 1
-    rl_lr: float = 3e-7
-    batch_size: int = 32
-    mini_batch_size: int = 32
-    rollouts_per_query: int = 1
+    rl_epochs: int = knob(1, ge=0)
+    rl_lr: float = knob(3e-7, gt=0)
+    batch_size: int = knob(32, gt=0)
+    mini_batch_size: int = knob(32, gt=0)
+    rollouts_per_query: int = knob(1, gt=0)
 
     def check(self) -> None:
         super().check()
-        for key in ("rl_lr", "batch_size", "mini_batch_size", "rollouts_per_query"):
-            positive(getattr(self, key), f"method.{key}")
-        if self.rl_epochs < 0:
-            raise ConfigError(f"method.rl_epochs={self.rl_epochs} must be >= 0")
         rollouts = self.batch_size * self.rollouts_per_query
         if self.mini_batch_size > rollouts:
             raise ConfigError(
@@ -139,20 +179,20 @@ class RLNode(OnPolicyNode):
 
     advantage: str = "gae"
     policy_loss: str = "ppo_clip"
-    kl_coef: float = 0.05
+    kl_coef: float = knob(0.05, ge=0)
     kl_estimator: str = "k1"
     kl_penalty: str = "reward"
-    gamma: float = 1.0
-    lam: float = 0.95
-    clip_range: float | None = 0.2
-    value_clip_range: float | None = 0.2
-    vf_coef: float = 5.0
-    value_lr: float | None = None
-    ppo_epochs: int = 2
+    gamma: float = knob(1.0, ge=0, le=1)
+    lam: float = knob(0.95, ge=0, le=1)
+    clip_range: float | None = knob(0.2, gt=0)
+    value_clip_range: float | None = knob(0.2, gt=0)
+    vf_coef: float = knob(5.0, ge=0)
+    value_lr: float | None = knob(None, gt=0)
+    ppo_epochs: int = knob(2, gt=0)
     value_model: str = "head"
     whiten_advantages: bool = False
     # Rollouts per forward/backward pass inside a minibatch (memory only; same gradients).
-    micro_batch_size: int | None = None
+    micro_batch_size: int | None = knob(None, gt=0)
 
     def check(self) -> None:
         super().check()
@@ -169,12 +209,6 @@ class RLNode(OnPolicyNode):
         one_of(self.kl_estimator, KL_ESTIMATORS, "method.kl_estimator")
         one_of(self.kl_penalty, KL_PENALTIES, "method.kl_penalty")
         one_of(self.value_model, VALUE_MODELS, "method.value_model")
-        for key in ("ppo_epochs", "clip_range", "value_clip_range", "value_lr", "micro_batch_size"):
-            positive(getattr(self, key), f"method.{key}")
-        if self.kl_coef < 0:
-            raise ConfigError(f"method.kl_coef={self.kl_coef} must be >= 0")
-        in_unit_interval(self.gamma, "method.gamma")
-        in_unit_interval(self.lam, "method.lam")
         if self.kl_coef > 0 and self.kl_penalty == "loss" and self.kl_estimator == "k1":
             # k1's gradient is the score function alone: zero in expectation over the policy's
             # samples, and on a batch it pushes the policy away from the reference.
@@ -196,21 +230,14 @@ class OfflineSTNode(SamplingNode):
     """Offline self-training: sample once from the warm-up, keep the correct, SFT on them."""
 
     # Epochs of SFT on the kept samples.
-    rl_epochs: int = 1
-    samples_per_question: int = 100
-    keep_correct: int = 100
+    rl_epochs: int = knob(1, ge=0)
+    samples_per_question: int = knob(100, gt=0)
+    keep_correct: int = knob(100, ge=0, note="0: gold only")
     restart_from: str = "base"
 
     def check(self) -> None:
         super().check()
-        positive(self.samples_per_question, "method.samples_per_question")
         one_of(self.restart_from, RESTARTS, "method.restart_from")
-        if self.keep_correct < 0:
-            raise ConfigError(
-                f"method.keep_correct={self.keep_correct} must be >= 0 (0: gold only)"
-            )
-        if self.rl_epochs < 0:
-            raise ConfigError(f"method.rl_epochs={self.rl_epochs} must be >= 0")
 
 
 @dataclass
@@ -226,22 +253,19 @@ class PrefixNode(Node):
 
     trace_source: str = "rejection"
     trace_file: str | None = None
-    rejection_samples: int = 8
+    rejection_samples: int = knob(8, gt=0)
     # rejection traces: a problem is hard (gets prefixes) when 0 < its pass rate <= this
-    hard_max_pass_rate: float = 0.5
-    prefix_min_frac: float = 0.4
-    prefix_max_frac: float = 0.8
-    plain_fraction: float = 0.5
+    hard_max_pass_rate: float = knob(0.5, ge=0, le=1)
+    prefix_min_frac: float = knob(0.4, ge=0, le=1)
+    prefix_max_frac: float = knob(0.8, ge=0, le=1)
+    plain_fraction: float = knob(0.5, ge=0, le=1)
     offpolicy_use: str = "prefix"
 
     def check(self) -> None:
         super().check()
         one_of(self.trace_source, TRACE_SOURCES, "method.trace_source")
         one_of(self.offpolicy_use, OFFPOLICY_USES, "method.offpolicy_use")
-        positive(self.rejection_samples, "method.rejection_samples")
-        in_unit_interval(self.plain_fraction, "method.plain_fraction")
-        in_unit_interval(self.hard_max_pass_rate, "method.hard_max_pass_rate")
-        if not 0.0 <= self.prefix_min_frac <= self.prefix_max_frac <= 1.0:
+        if self.prefix_min_frac > self.prefix_max_frac:
             raise ConfigError(
                 "PrefixRL cuts traces at a fraction in [method.prefix_min_frac, "
                 "method.prefix_max_frac]; need 0 <= min <= max <= 1"
@@ -265,7 +289,7 @@ class PrefixNode(Node):
 class SFTConfig(SFTNode, MethodConfig):
     # Epochs of SFT continued from the warm-up with a fresh optimizer, as an RL stage starts:
     # "train SFT longer" at an RL stage's compute. 0: the warm-up is the whole run.
-    continue_epochs: int = 0
+    continue_epochs: int = knob(0, ge=0)
 
     def check(self) -> None:
         super().check()
@@ -273,8 +297,6 @@ class SFTConfig(SFTNode, MethodConfig):
             raise ConfigError(
                 "method=sft with method.warmup_epochs=0 trains nothing; set it to 1 or more"
             )
-        if self.continue_epochs < 0:
-            raise ConfigError(f"method.continue_epochs={self.continue_epochs} must be >= 0")
 
 
 @dataclass
@@ -307,14 +329,13 @@ class CotConfig(Node):
     # paper's format only). Evaluation reports the strict and the flexible accuracy either way.
     answer_fallback: str = "last_number"
     # The ReFT paper's limit; programs that import sympy take a few seconds on a busy machine.
-    program_timeout_s: float = 10.0
+    program_timeout_s: float = knob(10.0, gt=0)
 
     def check(self) -> None:
         one_of(self.name, COTS, "cot")
         from reftlab.rewards.extract import FALLBACKS
 
         one_of(self.answer_fallback, FALLBACKS, "cot.answer_fallback")
-        positive(self.program_timeout_s, "cot.program_timeout_s")
 
 
 @dataclass
@@ -328,18 +349,18 @@ class DatasetConfig(Node):
     train_file: str | None = None
     test_file: str | None = None
     # arith only: the synthetic generator's sizes and seed
-    train_size: int = 0
-    test_size: int = 0
-    generator_seed: int = 0
-    max_steps: int = 3
-    # arith only: number ranges (null: the generator's defaults) and the share of problems with
-    # a distractor sentence about someone else
-    max_start: int | None = None
-    max_operand: int | None = None
-    max_value: int | None = None
-    distractor_rate: float = 0.0
+    train_size: int = knob(0, ge=0)
+    test_size: int = knob(0, ge=0)
+    generator_seed: int = knob(0, ge=0, le=SEED_MAX)
+    max_steps: int = knob(3, ge=1)
+    # arith only: number ranges (null: the generator's defaults; a start is drawn from
+    # [2, max_start]) and the share of problems with a distractor sentence about someone else
+    max_start: int | None = knob(None, ge=2)
+    max_operand: int | None = knob(None, ge=1)
+    max_value: int | None = knob(None, ge=2)
+    distractor_rate: float = knob(0.0, ge=0, le=1)
     # arith only: the share of solutions that state the answer without working
-    direct_answer_rate: float = 0.0
+    direct_answer_rate: float = knob(0.0, ge=0, le=1)
 
     def check(self) -> None:
         from reftlab.data.records import ANSWER_TYPES
@@ -372,71 +393,69 @@ class ModelConfig(Node):
     gguf_package: str | None = None
     trust_remote_code: bool = False
     # tiny only: the architecture built from a config, and the tokenizer trained offline
-    hidden_size: int = 128
-    num_layers: int = 2
-    num_heads: int = 4
-    intermediate_size: int = 512
-    vocab_size: int = 512
-    max_length: int = 256
-    max_new_tokens: int = 256
+    hidden_size: int = knob(128, gt=0)
+    num_layers: int = knob(2, gt=0)
+    num_heads: int = knob(4, gt=0)
+    intermediate_size: int = knob(512, gt=0)
+    vocab_size: int = knob(512, gt=0)
+    # The context: the longest prompt + completion, in tokens; longer prompts are dropped.
+    max_length: int = knob(256, ge=2)
+    max_new_tokens: int = knob(128, gt=0)
     # Parameters in millions, for the plan's wall-time estimate (null: no estimate). Left out of
     # the repr, which the stages' cache keys hash: an estimate's input changes no weights.
-    params_m: float | None = field(default=None, repr=False)
+    params_m: float | None = knob(None, gt=0, repr=False)
 
     def check(self) -> None:
         one_of(self.kind, MODEL_KINDS, "model.kind")
-        positive(self.params_m, "model.params_m")
         if self.kind == "pretrained" and not self.path:
             raise ConfigError(f"model={self.name} needs model.path (a Hub id or a local folder)")
+        if self.max_new_tokens >= self.max_length:
+            raise ConfigError(
+                f"model.max_new_tokens={self.max_new_tokens} leaves no room for a prompt in "
+                f"model.max_length={self.max_length} tokens; lower it or raise model.max_length"
+            )
+        if self.kind == "tiny" and self.hidden_size % self.num_heads:
+            raise ConfigError(
+                f"model.hidden_size={self.hidden_size} is not divisible by model.num_heads="
+                f"{self.num_heads}; pick a num_heads that divides it"
+            )
 
 
 @dataclass
 class BudgetConfig(Node):
     name: str = "full"
     # Caps applied on top of the schedule; null means "no cap".
-    max_train_examples: int | None = None
-    max_test_examples: int | None = None
-    max_epochs: int | None = None
-    max_rl_steps: int | None = None
-    max_new_tokens: int | None = None
-    max_samples_per_question: int | None = None
+    max_train_examples: int | None = knob(None, gt=0)
+    max_test_examples: int | None = knob(None, gt=0)
+    max_epochs: int | None = knob(None, gt=0)
+    max_rl_steps: int | None = knob(None, gt=0)
+    max_new_tokens: int | None = knob(None, gt=0)
+    max_samples_per_question: int | None = knob(None, gt=0)
     # Greedy test accuracy every N optimizer steps of each SFT and RL stage; 0: at stage ends only.
-    eval_every: int = 0
-
-    def check(self) -> None:
-        for key in (
-            "max_train_examples",
-            "max_test_examples",
-            "max_epochs",
-            "max_rl_steps",
-            "max_new_tokens",
-            "max_samples_per_question",
-        ):
-            positive(getattr(self, key), f"budget.{key}")
-        if self.eval_every < 0:
-            raise ConfigError(
-                f"budget.eval_every must be 0 (evaluate at stage ends only) or a number of "
-                f"steps, got {self.eval_every}"
-            )
+    eval_every: int = knob(0, ge=0, note="0: evaluate at stage ends only")
 
 
 @dataclass
 class EvalConfig(Node):
-    samples: int = 1
-    temperature: float = 1.0
+    samples: int = knob(1, gt=0)
+    # Sampling temperature when eval.samples > 1 (one sample is greedy).
+    temperature: float = knob(1.0, ge=0)
     rerank: bool = False
-    batch_size: int = 64
+    batch_size: int = knob(64, gt=0)
     # Reranking: a trained reward model folder, or null to train one from the run's warm-up.
     reward_model: str | None = None
-    rm_samples: int = 100
-    rm_epochs: int = 2
+    rm_samples: int = knob(100, gt=0)
+    rm_epochs: int = knob(2, gt=0)
     # null: the method's SFT learning rate and batch size.
-    rm_lr: float | None = None
-    rm_batch_size: int | None = None
+    rm_lr: float | None = knob(None, gt=0)
+    rm_batch_size: int | None = knob(None, gt=0)
 
     def check(self) -> None:
-        for key in ("samples", "batch_size", "rm_samples", "rm_epochs", "rm_lr", "rm_batch_size"):
-            positive(getattr(self, key), f"eval.{key}")
+        if self.samples > 1 and self.temperature == 0:
+            raise ConfigError(
+                f"eval.samples={self.samples} with eval.temperature=0 draws one answer "
+                f"{self.samples} times; set eval.temperature > 0 (1.0 is usual), or eval.samples=1"
+            )
         if self.rerank and self.samples < 2:
             raise ConfigError(
                 "eval.rerank=true picks the best of several samples; set eval.samples >= 2"
@@ -454,20 +473,15 @@ class VLLMConfig(Node):
 
     dtype: str = "auto"
     enforce_eager: bool = True
-    gpu_memory_utilization: float = 0.3
-    cpu_kv_cache_gb: float = 1.0
-    max_num_seqs: int = 256
+    gpu_memory_utilization: float = knob(
+        0.3, gt=0, lt=1, note="the share of GPU memory vLLM may take beside training"
+    )
+    cpu_kv_cache_gb: float = knob(1.0, gt=0)
+    max_num_seqs: int = knob(256, gt=0)
 
     def check(self) -> None:
         super().check()
         one_of(self.dtype, VLLM_DTYPES, "rollout.vllm.dtype")
-        if not 0.0 < self.gpu_memory_utilization < 1.0:
-            raise ConfigError(
-                f"rollout.vllm.gpu_memory_utilization={self.gpu_memory_utilization} must lie "
-                "in (0, 1): the share of GPU memory vLLM may take beside training"
-            )
-        positive(self.cpu_kv_cache_gb, "rollout.vllm.cpu_kv_cache_gb")
-        positive(self.max_num_seqs, "rollout.vllm.max_num_seqs")
 
 
 @dataclass
@@ -477,17 +491,14 @@ class RolloutConfig(Node):
     engine: str = "hf"
     # Truncated importance sampling: weight each token's advantage by
     # min(pi_trainer / pi_engine, tis_cap); null: off.
-    tis_cap: float | None = None
+    tis_cap: float | None = knob(
+        None, ge=1, note="it caps an importance ratio; 2 is common; null turns it off"
+    )
     vllm: VLLMConfig = field(default_factory=VLLMConfig)
 
     def check(self) -> None:
         super().check()
         one_of(self.engine, ROLLOUT_ENGINES, "rollout.engine")
-        if self.tis_cap is not None and not self.tis_cap >= 1.0:
-            raise ConfigError(
-                f"rollout.tis_cap={self.tis_cap} must be >= 1 (it caps an importance ratio; "
-                "2 is common), or null to turn the correction off"
-            )
         if self.tis_cap is not None and self.engine == "hf":
             raise ConfigError(
                 "rollout.tis_cap corrects the gap between vLLM's sampling log-probs and the "
@@ -517,13 +528,13 @@ class RunConfig:
     logger: LoggerConfig = MISSING
     eval: EvalConfig = field(default_factory=EvalConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
-    seed: int = 0
+    seed: int = knob(0, ge=0, le=SEED_MAX)
     precision: str = "auto"
     dry_run: bool = False
     resume: bool = False
-    save_every: int = 0
+    save_every: int = knob(0, ge=0, note="0: only at stage ends")
     # Each optimizer step's batch is split into (processes x grad_accum) shards.
-    grad_accum: int = 1
+    grad_accum: int = knob(1, ge=1)
     # DeepSpeed config for multi-GPU runs: null, a shipped name (zero2) or a JSON path.
     deepspeed: str | None = None
     cache_dir: str = "~/.cache/reftlab"
@@ -551,15 +562,13 @@ def to_run_config(cfg: DictConfig) -> RunConfig:
 
 
 def validate(run: RunConfig) -> None:
-    """Check every node's rules and those that span nodes, before any model or data is loaded."""
+    """Check every numeric knob's range, then every node's rules and those that span nodes,
+    before any model or data is loaded."""
+    check_ranges(run)
     nodes = (run.method, run.cot, run.dataset, run.model, run.budget, run.eval, run.rollout)
     for node in (*nodes, run.logger):
         node.check()
     one_of(run.precision, PRECISIONS, "precision")
-    if run.grad_accum < 1:
-        raise ConfigError(f"grad_accum={run.grad_accum} must be >= 1")
-    if run.save_every < 0:
-        raise ConfigError(f"save_every={run.save_every} must be >= 0 (0: only at stage ends)")
     if run.deepspeed is not None and run.grad_accum > 1:
         raise ConfigError(
             "deepspeed steps the optimizer at every backward pass; set grad_accum=1 (use more "

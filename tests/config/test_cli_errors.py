@@ -37,6 +37,9 @@ def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
             "method=sft has no knob 'kl_coef' (it belongs to method=reft, prefixrl, bandit)",
         ),
         (["-m", "method=reft,offline_st", "method.value_lr=1e-3"], "method=offline_st has no"),
+        (["method.kl_coef=nan"], "method.kl_coef=nan is not a finite number; it must be >= 0"),
+        (["seed=-1"], "seed=-1 must lie in [0, 4294967295]"),
+        (["eval.samples=4", "eval.temperature=0"], "set eval.temperature > 0"),
     ],
 )
 def test_bad_overrides_fail_in_one_line(tmp_path, args, expected):
