@@ -114,3 +114,39 @@ def test_linear_schedule_golden():
     assert lrs == pytest.approx(
         [1 / 2, 2 / 2, 8 / 8, 7 / 8, 6 / 8, 5 / 8, 4 / 8, 3 / 8, 2 / 8, 1 / 8]
     )
+
+
+def diverging_loop(ctx: RunContext, blow_up_at: int, weights: bool) -> None:
+    """The regression loop whose step `blow_up_at` (1-based) makes a nan loss, or nan weights."""
+    model = torch.nn.Linear(3, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    loop = TrainingLoop("fit", ctx, Accelerator(cpu=True), model, optimizer)
+
+    def step(index: int) -> dict[str, float]:
+        loss = loop.model(torch.ones(2, 3)).pow(2).mean()
+        if index + 1 == blow_up_at and not weights:
+            loss = loss * float("nan")
+        loss.backward()
+        loop.optimizer.step()
+        loop.optimizer.zero_grad()
+        if index + 1 == blow_up_at and weights:
+            with torch.no_grad():
+                loop.model.weight[0, 1] = float("inf")
+        return {"train/loss": loss.item()}
+
+    ctx.stage("fit", lambda: loop.run(STEPS, step))
+
+
+@pytest.mark.parametrize("weights", [False, True])
+def test_a_non_finite_step_stops_before_it_is_logged_or_saved(tmp_path, weights):
+    from reftlab.runtime.finite import NonFiniteError
+
+    ctx = open_run(tmp_path, save_every=1)
+    quantity = "model weights" if weights else r"train/loss \(nan\)"
+    with pytest.raises(NonFiniteError, match=f"fit step 4 produced non-finite {quantity}"):
+        diverging_loop(ctx, blow_up_at=4, weights=weights)
+    assert [r["step"] for r in records(tmp_path)] == [1, 2, 3]
+    checkpoint = ctx.latest_checkpoint("fit")
+    assert checkpoint.stage_step == 3
+    state = torch.load(checkpoint.path / "trainer.pt", weights_only=False)
+    assert all(torch.isfinite(v).all() for v in state["model"].values())

@@ -10,7 +10,8 @@ left in the run dir (weights, optimizer, scheduler, step counter, RNG and the lo
 that the resumed run takes the same steps on the same data as an uninterrupted one. Then, after
 every step, it counts it (`ctx.global_step`), logs its metrics, moves the progress bar (rank 0
 only) and crosses the step boundary: a checkpoint every `save_every` steps, and on SLURM's
-warning signal a checkpoint and the requeue (`RunContext.step_boundary`). A `Periodic` given to
+warning signal a checkpoint and the requeue (`RunContext.step_boundary`). A step whose loss or
+weights are not finite stops the run before it is logged or saved (`runtime.finite`). A `Periodic` given to
 `run` (the test evaluation of `budget.eval_every`) runs every so many steps, before the last,
 and its metrics join that step's record (one with `at_start` also runs before a fresh stage's
 first step, logged at the step the stage starts from). A loop whose result
@@ -30,6 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from reftlab.runtime.context import RunContext
+from reftlab.runtime.finite import check_step_finite
 from reftlab.runtime.trainer_state import resume_training, save_trainer_state
 
 # The loop's `state` inside a step checkpoint, beside trainer.pt and rng.pt.
@@ -125,6 +127,7 @@ class TrainingLoop:
         metrics: dict[str, Any] = {}
         for index in range(start, total_steps):
             metrics = step(index)
+            check_step_finite(self.stage, index + 1, metrics, self.model)
             if periodic is not None and periodic.due(index + 1, total_steps):
                 metrics = {**metrics, **periodic.call(self.model, index + 1)}
                 self.model.train()
