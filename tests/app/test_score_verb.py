@@ -315,3 +315,17 @@ def test_default_output_sits_next_to_the_input():
     assert default_output(Path("/r/preds.jsonl")) == Path("/r/preds.scored.jsonl")
     assert default_output(Path("/r/preds.txt")) == Path("/r/preds.txt.scored.jsonl")
     assert default_output(Path("preds.scored.jsonl")) == Path("preds.scored.scored.jsonl")
+
+
+def test_non_utf8_predictions_name_the_line_and_the_byte_of_the_whole_file(tmp_path):
+    from reftlab.app.score import read_predictions
+    from reftlab.errors import ReftlabError
+
+    line = b'{"id": "gsm8k_test_0", "completion": "' + b"7" * 100 + b'"}\n'
+    bad = b'{"id": "gsm8k_test_9", "completion": "caf\xe9"}\n'
+    path = tmp_path / "p.jsonl"
+    # 3,000 lines (300 kB) before the bad one: past any read buffer of a text-mode file.
+    path.write_bytes(b"".join(line.replace(b"_0", b"_%d" % i) for i in range(3000)) + bad)
+    offset = path.stat().st_size - len(bad) + bad.index(b"\xe9")
+    with pytest.raises(ReftlabError, match=f"p.jsonl, line 3001: not UTF-8 text .* byte {offset} "):
+        read_predictions(path)

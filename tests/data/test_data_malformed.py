@@ -159,3 +159,32 @@ def test_blank_lines_are_counted_not_silently_dropped(tmp_path):
     path = write_jsonl(tmp_path / "test.jsonl", [line, "", '{"question": "q"}'])
     with pytest.raises(DataError, match=r"test\.jsonl, line 3: missing field"):
         load_examples(path, "gsm8k")
+
+
+def test_a_binary_file_names_the_line_and_the_byte_of_the_whole_file(tmp_path):
+    line = json.dumps(GOOD_GSM8K) + "\n"
+    # 2,000 good lines (past any read buffer), then a line with a byte that is not UTF-8.
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(line.encode() * 2000 + b'{"question": "x\xff"}\n')
+    offset = len(line.encode()) * 2000 + len('{"question": "x')
+    message = rf"train\.jsonl, line 2001: not UTF-8 text \(invalid start byte at byte {offset} "
+    with pytest.raises(DataError, match=message):
+        load_examples(path, "gsm8k")
+    gzip_like = tmp_path / "test.json"
+    gzip_like.write_bytes(b"\x1f\x8b\x08\x00" + bytes(range(256)))
+    with pytest.raises(DataError, match=r"test\.json: not UTF-8 text .*is it a binary file"):
+        load_examples(gzip_like, "gsm8k")
+
+
+def test_a_line_over_the_cap_is_skipped_unread_and_counted(tmp_path):
+    from reftlab.data.lines import MAX_LINE_BYTES
+
+    huge = json.dumps({**GOOD_GSM8K, "question": "x" * (3 * MAX_LINE_BYTES)})
+    line = json.dumps(GOOD_GSM8K)
+    path = write_jsonl(tmp_path / "train.jsonl", [line, huge, line, '{"question": "q"}'])
+    with pytest.raises(DataError, match=r"train\.jsonl, line 4: missing field"):
+        load_examples(path, "gsm8k")  # the lines after the long one keep their numbers
+    path = write_jsonl(tmp_path / "train.jsonl", [line, huge, line])
+    examples, stats = load_examples_with_stats(path, "gsm8k")
+    assert len(examples) == 2 and stats.n_long_lines == 1
+    assert stats.skipped_note() == " (1 line(s) over 1 MiB skipped)"

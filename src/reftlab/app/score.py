@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from reftlab.app.io import OUTPUT_ARG, asks_for_help, print_json_line
 from reftlab.config import RunConfig
 from reftlab.data import CHOICE, Example
+from reftlab.data.lines import read_lines
 from reftlab.errors import ReftlabError
 from reftlab.rewards import Score, check_choice_hacking, extract_program, score_program
 from reftlab.rewards.scorer import Scorer
@@ -123,28 +124,23 @@ def read_predictions(path: Path) -> list[Prediction]:
         raise ReftlabError(f"predictions={path}: no such file")
     predictions: list[Prediction] = []
     first_line: dict[str, int] = {}
-    try:
-        with path.open(encoding="utf-8") as lines:
-            for number, line in enumerate(lines, start=1):
-                if not line.strip():
-                    continue
-                where = f"{path}, line {number}"
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ReftlabError(
-                        f"{where}: invalid JSON ({exc.msg} at column {exc.colno})"
-                    ) from None
-                prediction = _to_prediction(record, where, number)
-                if prediction.id in first_line:
-                    raise ReftlabError(
-                        f"{where}: duplicate id {prediction.id!r} "
-                        f"(first at line {first_line[prediction.id]})"
-                    )
-                first_line[prediction.id] = number
-                predictions.append(prediction)
-    except UnicodeDecodeError as exc:
-        raise ReftlabError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    # No cap on a line's length: a runaway completion is a prediction to score, not bad data.
+    for number, line in read_lines(path, max_bytes=None):
+        if not line.strip():
+            continue
+        where = f"{path}, line {number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ReftlabError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+        prediction = _to_prediction(record, where, number)
+        if prediction.id in first_line:
+            raise ReftlabError(
+                f"{where}: duplicate id {prediction.id!r} "
+                f"(first at line {first_line[prediction.id]})"
+            )
+        first_line[prediction.id] = number
+        predictions.append(prediction)
     if not predictions:
         raise ReftlabError(f"{path}: no predictions (expected one JSON object per line)")
     return predictions

@@ -2,7 +2,8 @@
 
 Every malformed record ends in one ``DataError`` naming the file and the record's place in it:
 ``line N`` (1-based) in a JSONL file, ``record N`` (0-based list index) in a JSON list, ``row N``
-(0-based) in a Hub split. Nothing is skipped except blank JSONL lines, which are counted.
+(0-based) in a Hub split. Nothing is skipped except blank JSONL lines and JSONL lines longer than
+``lines.MAX_LINE_BYTES`` (never read into memory), which are counted.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from reftlab.data.errors import DataError, RecordError
 from reftlab.data.formats import FORMAT_KEYS, detect_format, to_example
+from reftlab.data.lines import MAX_LINE_BYTES, read_lines
 from reftlab.data.prompts import COT_TYPES
 from reftlab.data.records import Example
 from reftlab.data.registry import DATASETS, get_spec
@@ -24,8 +26,17 @@ _REFT_TRAIN_SUFFIX = {"natural": "nl", "program": "python_sdp"}
 
 
 @dataclass(frozen=True)
+class Skipped:
+    """JSONL lines skipped while reading: blank ones, and those over ``MAX_LINE_BYTES``."""
+
+    blank: int = 0
+    long: int = 0
+
+
+@dataclass(frozen=True)
 class LoadStats:
-    """What one load produced; ``n_blank_lines`` counts skipped blank JSONL lines."""
+    """What one load produced; ``n_blank_lines`` and ``n_long_lines`` count the blank JSONL
+    lines and those over ``lines.MAX_LINE_BYTES`` that were skipped."""
 
     source: str
     fmt: str
@@ -34,6 +45,17 @@ class LoadStats:
     n_with_program: int
     n_with_options: int
     n_blank_lines: int = 0
+    n_long_lines: int = 0
+
+    def skipped_note(self) -> str:
+        """` (2 blank lines skipped, 1 line over 1 MiB skipped)`, or '' when none were."""
+        notes = []
+        if self.n_blank_lines:
+            notes.append(f"{self.n_blank_lines} blank lines skipped")
+        if self.n_long_lines:
+            mib = MAX_LINE_BYTES >> 20
+            notes.append(f"{self.n_long_lines} line(s) over {mib} MiB skipped")
+        return f" ({', '.join(notes)})" if notes else ""
 
 
 def load_examples(
@@ -61,7 +83,7 @@ def load_examples_with_stats(
 ) -> tuple[list[Example], LoadStats]:
     """``load_examples``, also returning what was loaded and skipped."""
     path = Path(path)
-    located, n_blank = read_records(path)
+    located, skipped = read_records(path)
     examples, fmt = map_records(
         located,
         source=str(path),
@@ -70,21 +92,21 @@ def load_examples_with_stats(
         fmt=fmt,
         answer_type=answer_type or answer_type_of(dataset),
     )
-    return examples, count_examples(examples, str(path), fmt, n_blank)
+    return examples, count_examples(examples, str(path), fmt, skipped)
 
 
-def read_records(path: Path) -> tuple[list[tuple[str, Any]], int]:
-    """Read raw records with their place in the file, and the number of blank lines skipped.
+def read_records(path: Path) -> tuple[list[tuple[str, Any]], Skipped]:
+    """Read raw records with their place in the file, and the lines skipped.
 
-    Returns ``([("line 1", {...}), ...], n_blank)`` for JSONL and
-    ``([("record 0", {...}), ...], 0)`` for a JSON list.
+    Returns ``([("line 1", {...}), ...], skipped)`` for JSONL and
+    ``([("record 0", {...}), ...], Skipped())`` for a JSON list.
     """
     if not path.is_file():
         raise DataError(f"{path}: no such data file")
     if path.suffix == ".jsonl":
         return _read_jsonl(path)
     if path.suffix == ".json":
-        return _read_json_list(path), 0
+        return _read_json_list(path), Skipped()
     raise DataError(
         f"{path}: unsupported file type {path.suffix!r}; use .jsonl (one JSON object per line) "
         "or .json (a list of objects)"
@@ -209,7 +231,9 @@ def map_records(
     return examples, fmt
 
 
-def count_examples(examples: list[Example], source: str, fmt: str, n_blank: int) -> LoadStats:
+def count_examples(
+    examples: list[Example], source: str, fmt: str, skipped: Skipped | None = None
+) -> LoadStats:
     """Summarise a load for the run's log."""
     return LoadStats(
         source=source,
@@ -218,7 +242,8 @@ def count_examples(examples: list[Example], source: str, fmt: str, n_blank: int)
         n_with_cot=sum(e.cot is not None for e in examples),
         n_with_program=sum(e.program is not None for e in examples),
         n_with_options=sum(bool(e.options) for e in examples),
-        n_blank_lines=n_blank,
+        n_blank_lines=(skipped or Skipped()).blank,
+        n_long_lines=(skipped or Skipped()).long,
     )
 
 
@@ -230,25 +255,31 @@ def answer_type_of(dataset: str) -> str:
         raise DataError(f"{exc}; or pass answer_type='number' or 'choice'") from None
 
 
-def _read_jsonl(path: Path) -> tuple[list[tuple[str, Any]], int]:
-    located, n_blank = [], 0
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                n_blank += 1
-                continue
-            try:
-                located.append((f"line {number}", json.loads(line)))
-            except json.JSONDecodeError as exc:
-                raise DataError(
-                    f"{path}, line {number}: invalid JSON ({exc.msg} at column {exc.colno})"
-                ) from None
-    return located, n_blank
+def _read_jsonl(path: Path) -> tuple[list[tuple[str, Any]], Skipped]:
+    located, blank, long = [], 0, 0
+    for number, line in read_lines(path):
+        if line is None:
+            long += 1
+            continue
+        if not line.strip():
+            blank += 1
+            continue
+        try:
+            located.append((f"line {number}", json.loads(line)))
+        except json.JSONDecodeError as exc:
+            raise DataError(
+                f"{path}, line {number}: invalid JSON ({exc.msg} at column {exc.colno})"
+            ) from None
+    return located, Skipped(blank, long)
 
 
 def _read_json_list(path: Path) -> list[tuple[str, Any]]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); is it a binary file?"
+        ) from None
     except json.JSONDecodeError as exc:
         raise DataError(
             f"{path}, line {exc.lineno}: invalid JSON ({exc.msg} at column {exc.colno}); "

@@ -61,8 +61,7 @@ def _load_split(d: DatasetConfig, cot: str, split: str) -> tuple[list[Example], 
         examples, stats = load_examples_with_stats(
             path, d.name, answer_type=answer_type, split=split
         )
-        note = f" ({stats.n_blank_lines} blank lines skipped)" if stats.n_blank_lines else ""
-        return examples, f"{path}{note}"
+        return examples, f"{path}{stats.skipped_note()}"
     if d.train_file or d.test_file:
         raise DataError(
             f"dataset={d.name}: no {split} file given; set dataset.{split}_file=FILE as well"
