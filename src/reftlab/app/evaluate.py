@@ -176,7 +176,7 @@ def eval_checkpoint(argv: Sequence[str]) -> int:
     import torch
 
     from reftlab.app.compose import compose_run
-    from reftlab.methods.inputs import load_run_splits
+    from reftlab.methods.inputs import fit_to_context, load_run_splits
     from reftlab.methods.schedule import make_schedule
 
     checkpoint, output, overrides = split_eval_args(argv)
@@ -189,6 +189,7 @@ def eval_checkpoint(argv: Sequence[str]) -> int:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = weights_dtype_for(run.precision)
     model, tokenizer = load_model(checkpoint, dtype, device)
+    splits = fit_to_context(run, splits, tokenizer)
     rerank = load_reranker(run, schedule, reward_model, device, dtype)
     metrics = evaluate_on_test(run, model, tokenizer, splits, schedule, rerank, output)
     print_json_line(

@@ -17,7 +17,7 @@ from reftlab.config import RunConfig
 from reftlab.data import Example, format_prompt, format_target
 from reftlab.data.splits import Splits
 from reftlab.errors import ReftlabError
-from reftlab.methods.inputs import load_run_splits, make_scorer
+from reftlab.methods.inputs import fit_to_context, load_run_splits, make_scorer
 from reftlab.methods.registry import METHODS, get_method
 from reftlab.methods.schedule import Schedule, make_schedule, rl_steps_for
 from reftlab.models.checkpoints import load_base_model, save_checkpoint
@@ -140,6 +140,7 @@ def setup(run: RunConfig, ctx: RunContext) -> tuple[Env, torch.nn.Module]:
     for split, source in splits.sources.items():
         print(f"[data] {split}: {len(getattr(splits, split))} examples from {source}", flush=True)
     model, tokenizer = load_run_model(run, splits)
+    splits = fit_to_context(run, splits, tokenizer)
     model.to(accelerator.device)
     scorer = make_scorer(run)
     engine = make_run_engine(run, accelerator.mixed_precision)
