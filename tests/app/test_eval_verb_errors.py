@@ -94,3 +94,37 @@ def test_bad_override(capsys, fake_model_folder) -> None:
     assert "eval.rm_samples=0 must be > 0" in line
     line = one_line_error(capsys, str(fake_model_folder), "eval.sample=3")
     assert "unknown key 'eval.sample'" in line
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A real saved tiny model (config, tokenizer, model.safetensors)."""
+    from reftlab.data import generate_arith_splits
+    from reftlab.models import build_tiny_model, build_tokenizer
+    from reftlab.models.checkpoints import save_checkpoint
+
+    train, _ = generate_arith_splits(16, 1, seed=0)
+    folder = tmp_path_factory.mktemp("ckpt")
+    corpus = [text for e in train for text in (e.question, e.cot)]
+    tokenizer = build_tokenizer(corpus, vocab_size=300, save_dir=folder / "tok")
+    model = build_tiny_model(tokenizer, 32, 1, 4, 64, 256, seed=0)
+    save_checkpoint(model, tokenizer, folder / "final")
+    return folder / "final"
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_a_damaged_safetensors_file_is_one_line(capsys, tmp_path, tiny_checkpoint, damage):
+    import shutil
+
+    folder = tmp_path / "final"
+    shutil.copytree(tiny_checkpoint, folder)
+    weights = folder / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"\x00garbage" * 64)
+    line = one_line_error(capsys, str(folder), "budget=smoke", f"output={tmp_path / 'p.jsonl'}")
+    assert f"CHECKPOINT {folder}: cannot load the model" in line
+
+
+def test_an_unwritable_output_is_one_line_before_the_model_loads(capsys, tiny_checkpoint):
+    line = one_line_error(capsys, str(tiny_checkpoint), "budget=smoke", "output=/proc/p.jsonl")
+    assert "output=/proc/p.jsonl: cannot write in /proc" in line

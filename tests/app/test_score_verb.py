@@ -296,6 +296,7 @@ def test_bad_predictions_fail_in_one_line(tmp_path, shared_data, lines, expected
         (["predictions=p.jsonl", "dataset=gsm8k", "dataset.test_file=/no/test.jsonl"],
          "dataset.test_file=/no/test.jsonl: no such file"),
         (["predictions=p.jsonl", "output=p.jsonl"], "output=p.jsonl is the predictions file"),
+        (["predictions=p.jsonl", "output=/proc/s.jsonl"], "output=/proc/s.jsonl: cannot write in /proc"),
     ],
 )  # fmt: skip
 def test_bad_arguments_fail_in_one_line(tmp_path, args, expected):

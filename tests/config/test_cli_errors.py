@@ -39,6 +39,11 @@ def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
         (["-m", "method=reft,offline_st", "method.value_lr=1e-3"], "method=offline_st has no"),
         (["method.kl_coef=nan"], "method.kl_coef=nan is not a finite number; it must be >= 0"),
         (["seed=-1"], "seed=-1 must lie in [0, 4294967295]"),
+        (
+            ["hydra.run.dir=/proc/reftlab/run"],
+            "hydra.run.dir=/proc/reftlab/run: cannot write in /proc",
+        ),
+        (["-m", "hydra.sweep.dir=/proc/sweep", "seed=1,2"], "hydra.sweep.dir=/proc/sweep: cannot"),
         (["eval.samples=4", "eval.temperature=0"], "set eval.temperature > 0"),
     ],
 )

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from reftlab.app.compose import USAGE_ERROR, conf_dir, fail, precheck, register_configs
+from reftlab.app.writable import disk_full_message
 from reftlab.errors import ReftlabError
 
 
@@ -35,6 +37,7 @@ def train(argv: Sequence[str]) -> None:
     args = _hydra_args(argv)
     if not args.help and not args.hydra_help and not args.info and not args.shell_completion:
         precheck(args.overrides)
+        check_output_root(args.overrides, args.multirun)
 
     register_configs()
 
@@ -47,9 +50,27 @@ def train(argv: Sequence[str]) -> None:
         except ReftlabError as exc:
             print(f"reftlab: error: {exc}", file=sys.stderr)
             raise SystemExit(USAGE_ERROR) from None
+        except (OSError, RuntimeError) as exc:
+            disk_full = disk_full_message(exc, Path(cfg.output_dir))
+            if disk_full is None:
+                raise
+            print(f"reftlab: error: {disk_full}", file=sys.stderr)
+            raise SystemExit(USAGE_ERROR) from None
 
     sys.argv = ["reftlab", *argv]
     _job()
+
+
+def check_output_root(overrides: Sequence[str], multirun: bool) -> None:
+    """The run (or sweep) dir the command line names, or `outputs/` here, can be written."""
+    from reftlab.app.writable import check_writable
+
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    given = [o.partition("=")[2] for o in overrides if o.partition("=")[0] == key]
+    try:
+        check_writable(Path(given[-1] if given else "outputs"), key)
+    except ReftlabError as exc:
+        fail(str(exc))
 
 
 def _verbs() -> dict[str, Callable[[Sequence[str]], int | None]]:
@@ -66,6 +87,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             code = verbs[argv[0]](argv[1:])
         except ReftlabError as exc:
             fail(str(exc))
+        except OSError as exc:
+            disk_full = disk_full_message(exc, Path.cwd())
+            if disk_full is None:
+                raise
+            fail(disk_full)
         raise SystemExit(code or 0)
     train(argv)
 

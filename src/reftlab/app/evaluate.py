@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reftlab.app.io import OUTPUT_ARG, asks_for_help, print_json_line
+from reftlab.app.writable import check_writable
 from reftlab.data import CHOICE, format_prompt
 from reftlab.errors import ReftlabError
 
@@ -113,11 +114,13 @@ def reward_model_folder(e: EvalConfig) -> Path | None:
 def load_model(checkpoint: Path, dtype: str, device: str):
     """The model (on ``device``) and tokenizer of a checkpoint folder; a one-line error if
     transformers cannot load them."""
+    from safetensors import SafetensorError
+
     from reftlab.models.pretrained import load_pretrained
 
     try:
         model, tokenizer = load_pretrained(checkpoint, dtype=dtype)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, SafetensorError) as exc:  # a truncated or garbage weights file
         raise ReftlabError(
             f"CHECKPOINT {checkpoint}: cannot load the model: {str(exc).splitlines()[0]}"
         ) from None
@@ -184,6 +187,7 @@ def eval_checkpoint(argv: Sequence[str]) -> int:
     run = compose_run(overrides)
     reward_model = reward_model_folder(run.eval)
     output = output or Path(f"eval_{run.dataset.name}_{run.cot.name}.jsonl")
+    check_writable(output, OUTPUT_ARG)
     schedule = make_schedule(run)
     splits = load_run_splits(run, need_train=False)
     device = "cuda" if torch.cuda.is_available() else "cpu"

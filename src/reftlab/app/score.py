@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reftlab.app.io import OUTPUT_ARG, asks_for_help, print_json_line
+from reftlab.app.writable import check_writable
 from reftlab.config import RunConfig
 from reftlab.data import CHOICE, Example
 from reftlab.data.lines import read_lines
@@ -331,6 +332,7 @@ def score(argv: Sequence[str]) -> int:
     if output.resolve() == predictions_path.resolve():
         raise ReftlabError(f"output={output} is the predictions file; name another output")
     run = compose_run(overrides)
+    check_writable(output, OUTPUT_ARG)
     predictions = read_predictions(predictions_path)
     splits = load_test_split(run)
     examples = match_examples(predictions, splits.test, predictions_path, splits.sources["test"])
