@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 USAGE_ERROR = 2
 # A sweep larger than this is still launched, but only its first combinations are pre-checked.
 MAX_PRECHECKED_COMBINATIONS = 256
+QUOTE_HINT = (
+    "quote a value that holds non-ASCII or special characters, e.g. \"key='données.jsonl'\""
+)
 
 
 def conf_dir() -> Path:
@@ -160,7 +163,10 @@ def _parse_checked(overrides_as_strings: Sequence[str]) -> list:
     try:
         parsed = OverridesParser.create().parse_overrides(list(overrides_as_strings))
     except Exception as exc:  # Hydra's grammar errors
-        fail(_first_line_of(exc))
+        message = _first_line_of(exc)
+        if "LexerNoViableAlt" in message:  # a character the unquoted grammar has no rule for
+            message += f"; {QUOTE_HINT}"
+        fail(message)
     parsed = [o for o in parsed if not (o.key_or_group.startswith("hydra"))]
     _check_group_options(parsed)
     _check_keys(parsed)
