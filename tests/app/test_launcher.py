@@ -23,12 +23,11 @@ def test_a_gres_refusal_names_the_partition_and_the_overrides():
 
 
 def test_the_launcher_exits_2_with_one_line(monkeypatch, capsys):
-    from hydra_plugins.hydra_submitit_launcher import submitit_launcher
-
     def refused(self, job_overrides, initial_job_idx):
         raise FailedJobError(SBATCH)
 
-    monkeypatch.setattr(submitit_launcher.SlurmLauncher, "launch", refused)
+    # The parent class itself: Hydra's plugin scan may have loaded its module a second time.
+    monkeypatch.setattr(SlurmLauncher.__mro__[1], "launch", refused)
     launcher = SlurmLauncher(partition=None, gpus_per_node=4, submitit_folder="x")
     with pytest.raises(SystemExit) as caught:
         launcher.launch([], 0)
