@@ -150,7 +150,11 @@ class RLNode(OnPolicyNode):
     value_lr: float | None = None
     ppo_epochs: int = 2
     value_model: str = "head"
-    whiten_advantages: bool = False
+    # Whiten advantages over the whole step's batch, across shards and processes (ReFT's code).
+    whiten_advantages: bool = True
+    # How each loss term averages its tokens: seq_mean (per response, then over responses; the
+    # ReFT code) or token_mean (over every token of the minibatch).
+    loss_agg: str = "seq_mean"
     # Rollouts per forward/backward pass inside a minibatch (memory only; same gradients).
     micro_batch_size: int | None = None
 
@@ -160,6 +164,7 @@ class RLNode(OnPolicyNode):
         from reftlab.rl.registry import (
             ADVANTAGE_ESTIMATORS,
             KL_ESTIMATORS,
+            LOSS_AGGREGATIONS,
             POLICY_LOSSES,
             VALUE_MODELS,
         )
@@ -169,6 +174,7 @@ class RLNode(OnPolicyNode):
         one_of(self.kl_estimator, KL_ESTIMATORS, "method.kl_estimator")
         one_of(self.kl_penalty, KL_PENALTIES, "method.kl_penalty")
         one_of(self.value_model, VALUE_MODELS, "method.value_model")
+        one_of(self.loss_agg, LOSS_AGGREGATIONS, "method.loss_agg")
         for key in ("ppo_epochs", "clip_range", "value_clip_range", "value_lr", "micro_batch_size"):
             positive(getattr(self, key), f"method.{key}")
         if self.kl_coef < 0:
