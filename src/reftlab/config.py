@@ -190,7 +190,11 @@ class RLNode(OnPolicyNode):
     value_lr: float | None = knob(None, gt=0)
     ppo_epochs: int = knob(2, gt=0)
     value_model: str = "head"
-    whiten_advantages: bool = False
+    # Whiten advantages over the whole step's batch, across shards and processes (ReFT's code).
+    whiten_advantages: bool = True
+    # How each loss term averages its tokens: seq_mean (per response, then over responses; the
+    # ReFT code) or token_mean (over every token of the minibatch).
+    loss_agg: str = "seq_mean"
     # Rollouts per forward/backward pass inside a minibatch (memory only; same gradients).
     micro_batch_size: int | None = knob(None, gt=0)
 
@@ -200,6 +204,7 @@ class RLNode(OnPolicyNode):
         from reftlab.rl.registry import (
             ADVANTAGE_ESTIMATORS,
             KL_ESTIMATORS,
+            LOSS_AGGREGATIONS,
             POLICY_LOSSES,
             VALUE_MODELS,
         )
@@ -209,6 +214,7 @@ class RLNode(OnPolicyNode):
         one_of(self.kl_estimator, KL_ESTIMATORS, "method.kl_estimator")
         one_of(self.kl_penalty, KL_PENALTIES, "method.kl_penalty")
         one_of(self.value_model, VALUE_MODELS, "method.value_model")
+        one_of(self.loss_agg, LOSS_AGGREGATIONS, "method.loss_agg")
         if self.kl_coef > 0 and self.kl_penalty == "loss" and self.kl_estimator == "k1":
             # k1's gradient is the score function alone: zero in expectation over the policy's
             # samples, and on a batch it pushes the policy away from the reference.

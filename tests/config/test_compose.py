@@ -68,6 +68,22 @@ def test_reft_carries_the_paper_hyperparameters(composer):
     )
     assert (m.vf_coef, m.ppo_epochs, m.rollouts_per_query, m.warmup_epochs) == (5.0, 2, 1, 2)
     assert m.advantage == "gae" and m.reward_shape == "partial"
+    # The ReFT code's adv_whitening='global' and per-response averaging of both losses.
+    assert (m.whiten_advantages, m.loss_agg) == (True, "seq_mean")
+
+
+def test_the_other_rl_methods_and_the_demo_keep_unwhitened_token_means(composer):
+    for overrides in (["method=bandit"], ["method=prefixrl"], ["dataset=gsm8k", "method=bandit"]):
+        m = composer(*overrides).method
+        assert (m.whiten_advantages, m.loss_agg) == (False, "token_mean"), overrides
+    # The embedded default keeps the settings its figures were measured with...
+    assert (composer().method.whiten_advantages, composer().method.loss_agg) == (
+        False,
+        "token_mean",
+    )
+    # ...and a command line still reaches them.
+    m = composer("method.whiten_advantages=true", "method.loss_agg=seq_mean").method
+    assert (m.whiten_advantages, m.loss_agg) == (True, "seq_mean")
 
 
 def test_reft_uses_the_smaller_kl_for_programs(composer):
@@ -202,6 +218,7 @@ def test_the_wall_time_estimate_prices_every_stage(composer):
         (["method.advantage=group_norm"], "rollouts_per_query to 2 or more"),
         (["method.advantage=magic"], "choose one of: gae, none"),
         (["method.kl_coef=-1"], "must be >= 0"),
+        (["method.loss_agg=sum"], "choose one of: token_mean, seq_mean"),
         (
             ["method=prefixrl", "method.prefix_min_frac=0.9", "method.prefix_max_frac=0.5"],
             "min <= max",

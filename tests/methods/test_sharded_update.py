@@ -1,5 +1,6 @@
 """Shards of a step add up to the step of the whole batch: the RL update of rollouts split into
-shards (grad_accum, or processes) takes the gradient of one token mean over the minibatch, and a
+shards (grad_accum, or processes) takes the gradient of one average over the minibatch (by token,
+or per response with loss_agg=seq_mean), whitening uses the whole step's statistics, and a
 zero-weight placeholder shard changes nothing. Also the shard and minibatch arithmetic."""
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from reftlab.methods.env import rl_settings
 from reftlab.models.value import PolicyWithValue
 from reftlab.runtime.distributed import shard_part
 from reftlab.stages.batches import IGNORE_INDEX, collate, count_target_tokens
-from reftlab.stages.rl import Experience, ShardWork, make_experience, select_rows, update_policy
+from reftlab.stages.rl import (
+    Experience,
+    ShardWork,
+    make_experience,
+    select_rows,
+    update_policy,
+    whiten_step_advantages,
+)
 from reftlab.stages.rollout import RolloutBatch, collate_rollouts
 from reftlab.stages.shards import (
     SINGLE,
@@ -97,28 +105,75 @@ def step_gradient(policy, work, settings, layout=SINGLE, split=None) -> list[tor
     return optimizer.steps[0]
 
 
-@pytest.mark.parametrize("method", ["bandit", "reft"])
+def whitened(work: list[ShardWork], settings) -> list[ShardWork]:
+    """The step's whitening, as `train_rl` applies it after every shard has rolled out."""
+    return whiten_step_advantages(work) if settings.whiten_advantages else work
+
+
+@pytest.mark.parametrize(
+    "method,whiten,loss_agg",
+    [
+        ("bandit", False, "token_mean"),
+        ("bandit", True, "seq_mean"),
+        ("reft", False, "token_mean"),
+        ("reft", True, "token_mean"),
+        ("reft", True, "seq_mean"),  # ReFT's defaults
+    ],
+)
 def test_two_shards_take_the_gradient_of_the_whole_batch(
-    method, method_env, tokenizer, small_model
+    method, whiten, loss_agg, method_env, tokenizer, small_model
 ):
-    settings = rl_settings(
-        method_env(f"method={method}", "method.batch_size=3", "method.mini_batch_size=3"), 3
+    env = method_env(
+        f"method={method}",
+        "method.batch_size=3",
+        "method.mini_batch_size=3",
+        f"method.whiten_advantages={whiten}",
+        f"method.loss_agg={loss_agg}",
     )
+    settings = rl_settings(env, 3)
     settings = dataclasses.replace(settings, max_grad_norm=1e9, ppo_epochs=1, kl_coef=0.0)
     policy = PolicyWithValue(small_model) if settings.uses_values else small_model
     exp = make_experience(policy, None, rollouts(tokenizer), SCORES, settings)
-    whole = step_gradient(policy, exp, settings)
+    (whole_work,) = whitened([ShardWork(exp, [], [], 1.0, torch.Generator())], settings)
+    whole = step_gradient(policy, whole_work.exp, settings)
 
-    # Questions 0-1 on one shard, question 2 on the other, accumulated in one process.
-    shards = [
-        ShardWork(rows_of(exp, [0, 1]), [], [], 1.0, torch.Generator().manual_seed(1)),
-        ShardWork(rows_of(exp, [2]), [], [], 1.0, torch.Generator().manual_seed(2)),
-    ]
+    # Questions 0-1 on one shard, question 2 on the other, accumulated in one process; each
+    # shard's experience is made apart, as on two processes, and whitened together.
+    shards = whitened(
+        [
+            ShardWork(rows_of(exp, [0, 1]), [], [], 1.0, torch.Generator().manual_seed(1)),
+            ShardWork(rows_of(exp, [2]), [], [], 1.0, torch.Generator().manual_seed(2)),
+        ],
+        settings,
+    )
+    advantages = torch.cat([w.exp.advantages for w in shards])
+    torch.testing.assert_close(advantages, whole_work.exp.advantages)
     sharded = step_gradient(policy, shards, settings, ShardLayout(n_shards=2, processes=1))
-    # A per-shard token mean (the naive split) would not agree: response lengths differ.
+    # A per-shard average (the naive split) would not agree: response lengths differ, and shard
+    # 1 holds two responses where shard 2 holds one.
     for g_whole, g_sharded in zip(whole, sharded, strict=True):
         torch.testing.assert_close(g_sharded, g_whole, rtol=1e-5, atol=1e-7)
     assert max(g.abs().max().item() for g in whole) > 0
+
+
+def test_a_shard_whitened_alone_would_differ_from_the_step(method_env, tokenizer, small_model):
+    settings = rl_settings(method_env("method=bandit", "method.whiten_advantages=true"), 3)
+    exp = make_experience(small_model, None, rollouts(tokenizer), SCORES, settings)
+    (whole,) = whiten_step_advantages([ShardWork(exp, [], [], 1.0, torch.Generator())])
+    first, second = whiten_step_advantages(
+        [
+            ShardWork(rows_of(exp, [0, 1]), [], [], 1.0, torch.Generator()),
+            ShardWork(rows_of(exp, [2]), [], [], 1.0, torch.Generator()),
+        ]
+    )
+    (alone,) = whiten_step_advantages([ShardWork(rows_of(exp, [0, 1]), [], [], 1.0, None)])
+    torch.testing.assert_close(first.exp.advantages, whole.exp.advantages[:2])
+    assert not torch.allclose(alone.exp.advantages, first.exp.advantages)
+    # A placeholder shard (weight 0) adds nothing to the step's statistics.
+    padded = whiten_step_advantages(
+        [ShardWork(exp, [], [], 1.0, None), ShardWork(rows_of(exp, [0]), [], [], 0.0, None)]
+    )
+    torch.testing.assert_close(padded[0].exp.advantages, whole.exp.advantages)
 
 
 def test_a_placeholder_shard_adds_nothing(method_env, tokenizer, small_model):

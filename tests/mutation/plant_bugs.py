@@ -71,8 +71,8 @@ MUTANTS = [
     Mutant(
         "kl-coef-dropped-in-loss",
         STAGE,
-        "loss = loss + s.kl_coef * masked_mean(kl, mb_mask)",
-        "loss = loss + masked_mean(kl, mb_mask)",
+        "loss = loss + s.kl_coef * aggregate_loss(kl, mb_mask, s.loss_agg)",
+        "loss = loss + aggregate_loss(kl, mb_mask, s.loss_agg)",
         "the KL loss term without kl_coef",
     ),
     Mutant(
@@ -99,15 +99,15 @@ MUTANTS = [
     Mutant(
         "temperature-ignored",
         STAGE,
-        "args = (batch.input_ids, batch.attention_mask, batch.response_mask, temperature)",
-        "args = (batch.input_ids, batch.attention_mask, batch.response_mask, 1.0)",
+        "batch.response_mask[part],\n            temperature,\n        )",
+        "batch.response_mask[part],\n            1.0,\n        )",
         "log-probs taken at temperature 1 whatever the sampling temperature",
     ),
     Mutant(
         "old-and-new-logprobs-swapped",
         STAGE,
-        "logprobs, old_logprobs, exp.advantages[rows], mb_mask, s.clip_range",
-        "old_logprobs, logprobs, exp.advantages[rows], mb_mask, s.clip_range",
+        "logprobs, old_logprobs, advantages, mb_mask, s.clip_range, s.loss_agg",
+        "old_logprobs, logprobs, advantages, mb_mask, s.clip_range, s.loss_agg",
         "the policy loss gets old_logprobs where it needs the new ones",
     ),
     Mutant(
@@ -155,15 +155,51 @@ MUTANTS = [
     Mutant(
         "whiten-over-padding",
         STAGE,
-        "advantages = whiten(advantages, mask) * mask",
-        "advantages = whiten(advantages, torch.ones_like(mask)) * mask",
+        "masked_moments(w.exp.advantages, w.exp.batch.response_mask) for w in work",
+        "masked_moments(w.exp.advantages, torch.ones_like(w.exp.batch.response_mask)) for w in work",
         "advantages whitened with padding counted",
+    ),
+    Mutant(
+        "whiten-per-shard",
+        STAGE,
+        "whiten_with_moments(w.exp.advantages, w.exp.batch.response_mask, moments)",
+        "whiten_with_moments(w.exp.advantages, w.exp.batch.response_mask, "
+        "masked_moments(w.exp.advantages, w.exp.batch.response_mask))",
+        "each shard whitened with its own statistics, not the whole step's",
+    ),
+    Mutant(
+        "placeholder-shard-in-moments",
+        STAGE,
+        "w.weight * masked_moments(",
+        "masked_moments(",
+        "a zero-weight placeholder shard's advantages counted in the step's statistics",
+    ),
+    Mutant(
+        "loss-agg-dropped-in-policy-loss",
+        STAGE,
+        "logprobs, old_logprobs, advantages, mb_mask, s.clip_range, s.loss_agg",
+        "logprobs, old_logprobs, advantages, mb_mask, s.clip_range",
+        "the policy loss always takes the token mean, whatever method.loss_agg says",
+    ),
+    Mutant(
+        "loss-agg-dropped-in-value-loss",
+        STAGE,
+        "mb_mask, s.value_clip_range, s.loss_agg",
+        "mb_mask, s.value_clip_range",
+        "the value loss always takes the token mean, whatever method.loss_agg says",
+    ),
+    Mutant(
+        "pass-count-share-dropped",
+        STAGE,
+        "scale = weight * (count / mb_count) * layout.processes",
+        "scale = weight * layout.processes",
+        "each pass's average weighted alike, not by its share of the minibatch's count",
     ),
     Mutant(
         "advantages-rows-unselected",
         STAGE,
-        "logprobs, old_logprobs, exp.advantages[rows], mb_mask",
-        "logprobs, old_logprobs, exp.advantages[: len(rows)], mb_mask",
+        "exp.advantages[rows], old_logprobs, mb.logprobs, mb_mask",
+        "exp.advantages[: len(rows)], old_logprobs, mb.logprobs, mb_mask",
         "the minibatch takes the first rows' advantages, not its own rows'",
     ),
     Mutant(
@@ -299,9 +335,30 @@ MUTANTS = [
     Mutant(
         "masked-var-biased",
         "rl/masked.py",
-        "squared_error / (n - 1).clamp(min=1), 0.0)",
-        "squared_error / n.clamp(min=1), 0.0)",
+        "return torch.where(n >= 2, squared_error / (n - 1).clamp(min=1), 0.0)",
+        "return torch.where(n >= 2, squared_error / n.clamp(min=1), 0.0)",
         "the unbiased variance divides by n",
+    ),
+    Mutant(
+        "moments-var-biased",
+        "rl/masked.py",
+        "var = torch.where(n >= 2, squared_error / (n - 1).clamp(min=1), 0.0)",
+        "var = torch.where(n >= 2, squared_error / n.clamp(min=1), 0.0)",
+        "the whitening variance from moments divides by n",
+    ),
+    Mutant(
+        "moments-mean-square-sign",
+        "rl/masked.py",
+        "(total_squares - n * mean**2)",
+        "(total_squares + n * mean**2)",
+        "the squared error from moments adds n * mean^2 instead of subtracting it",
+    ),
+    Mutant(
+        "seq-mean-counts-tokens",
+        "rl/losses.py",
+        "return (count_tokens(response_mask, dim=-1) > 0).sum()",
+        "return count_tokens(response_mask)",
+        "seq_mean's shards weighted by their tokens, not their responses",
     ),
     # --- the engine's sampling log-probs (truncated importance sampling) ---
     Mutant(

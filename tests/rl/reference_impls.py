@@ -43,3 +43,27 @@ def gae_vectorized(
     advantages = zero_masked(advantages, mask)
     returns = zero_masked(advantages + values, mask)
     return advantages, returns
+
+
+def reft_code_mask_and_score(
+    input_ids: Tensor, prompt_len: int, eos_token_id: int, scores: Tensor
+) -> tuple[Tensor, Tensor]:
+    """The loss mask and the score reward of the ReFT code (mwp_ReFT, `train_rl_reft.py`,
+    `rollout`), as it builds them over the whole sequence of prompt + response.
+
+    Position ``t`` of both is the state after token ``t``, whose action is token ``t + 1`` (the
+    log-probs are ``logits[:, :-1]`` against ``input_ids[:, 1:]``). The mask starts at the last
+    prompt token and stops before the EOS position ``e``; the score goes to position ``e - 1``,
+    the state whose action is the EOS token (to ``-2`` when there is no EOS: the action that
+    emits the last token). ``input_ids``: (B, L) with left-padded prompts of ``prompt_len``
+    tokens; returns two (B, L) tensors.
+    """
+    mask = torch.zeros_like(input_ids, dtype=torch.bool)
+    mask[:, prompt_len - 1 : -1] = True
+    score_rew = torch.zeros(input_ids.shape, dtype=scores.dtype)
+    score_rew[:, -2] = scores
+    for b, t in (input_ids == eos_token_id).nonzero().tolist():
+        mask[b, t:] = False
+        score_rew[b, t:] = 0
+        score_rew[b, t - 1] = scores[b]
+    return mask, score_rew

@@ -9,6 +9,7 @@ import torch
 
 from reftlab.rl.kl import get_kl_estimator, kl_k1, kl_k2, kl_k3, kl_penalized_rewards
 from reftlab.rl.registry import KL_ESTIMATORS
+from tests.rl.reference_impls import reft_code_mask_and_score
 
 LOG_P = math.log(0.5)  # the policy's log-prob of the sampled token
 LOG_Q = math.log(0.25)  # the reference's
@@ -65,6 +66,26 @@ def test_kl_penalized_rewards_use_the_named_estimator_and_skip_empty_rows():
     k3 = 0.5 + math.log(2) - 1
     torch.testing.assert_close(kl, torch.tensor([[k3, k3], [0.0, 0.0]]))
     torch.testing.assert_close(rewards, torch.tensor([[-0.2 * k3, -0.2 * k3 + 2.0], [0.0, 0.0]]))
+
+
+def test_the_score_sits_on_the_action_that_emits_eos_as_in_the_reft_code():
+    # Prompts of 2 tokens (7, 8); EOS = 2, padding = 1. Row 0 ends with EOS after two tokens,
+    # row 1 runs to the length limit without one.
+    eos, pad, prompt_len = 2, 1, 2
+    input_ids = torch.tensor([[7, 8, 5, 6, eos, pad], [7, 8, 5, 6, 5, 6]])
+    scores = torch.tensor([1.0, 0.1])
+    reft_mask, reft_score = reft_code_mask_and_score(input_ids, prompt_len, eos, scores)
+    # reftlab's response tokens are input_ids[:, prompt_len:], EOS included; response token k is
+    # the action of the ReFT code's state prompt_len - 1 + k: the ReFT code's positions shifted
+    # by one.
+    response_mask = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]], dtype=torch.bool)
+    shifted = slice(prompt_len - 1, -1)
+    assert torch.equal(reft_mask[:, shifted], response_mask)  # EOS's action is in the loss
+    zeros = torch.zeros(response_mask.shape)
+    rewards, _ = kl_penalized_rewards(scores, zeros, zeros, response_mask, kl_coef=0.0)
+    torch.testing.assert_close(reft_score[:, shifted], rewards)
+    # Row 0: the score on response token 2, the EOS; row 1: on its last token.
+    torch.testing.assert_close(rewards, torch.tensor([[0, 0, 1.0, 0], [0, 0, 0, 0.1]]))
 
 
 def test_unknown_estimator_names_the_known_ones():

@@ -10,6 +10,7 @@ import torch
 from reftlab.rl.advantages import get_advantage_estimator
 from reftlab.rl.losses import (
     aggregate_loss,
+    aggregation_count,
     explained_variance,
     get_policy_loss,
     policy_gradient_loss,
@@ -93,6 +94,80 @@ def hand_reinforce_gradient(weights: list[list[float]]) -> torch.Tensor:
                 onehot[TOKENS[b, t]] = 1.0
                 grad[b, t] = -weights[b][t] * (onehot - softmax)
     return grad
+
+
+def test_aggregation_counts_tokens_or_non_empty_responses():
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0], [0, 0, 0]], dtype=torch.bool)
+    assert aggregation_count(mask, "token_mean").item() == 2 + 1
+    assert aggregation_count(mask, "seq_mean").item() == 2  # the empty response is not counted
+    with pytest.raises(ValueError, match=r"'sum'.*token_mean, seq_mean"):
+        aggregation_count(mask, "sum")
+
+
+@pytest.mark.parametrize("loss_agg", ["token_mean", "seq_mean"])
+def test_shards_weighted_by_their_counts_give_the_whole_batchs_aggregate(loss_agg):
+    losses = torch.randn(5, 4, generator=torch.Generator().manual_seed(0))
+    mask = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0], [0, 0, 0, 0], [1, 1, 1, 1], [1, 1, 0, 0]])
+    whole = aggregate_loss(losses, mask, loss_agg)
+    shards = [slice(0, 2), slice(2, 5)]
+    counts = [aggregation_count(mask[part], loss_agg) for part in shards]
+    parts = [aggregate_loss(losses[part], mask[part], loss_agg) for part in shards]
+    total = sum(counts)
+    combined = sum(p * n / total for p, n in zip(parts, counts, strict=True))
+    torch.testing.assert_close(combined, whole)
+
+
+# Two responses of 3 and 1 real tokens (padding holds junk): log ratios 1, -1, 0 | 1.
+RAGGED_MASK = torch.tensor([[1, 1, 1], [1, 0, 0]], dtype=torch.bool)
+RAGGED_OLD = torch.full((2, 3), -2.0, dtype=torch.float64)
+RAGGED_LOG_RATIOS = torch.tensor([[1.0, -1.0, 0.0], [1.0, 50.0, 50.0]], dtype=torch.float64)
+RAGGED_ADVANTAGES = torch.tensor([[2.0, 2.0, -1.0], [-2.0, 50.0, 50.0]], dtype=torch.float64)
+
+
+def test_ppo_clip_averaged_per_response_then_over_responses():
+    logprobs = (RAGGED_OLD + RAGGED_LOG_RATIOS).requires_grad_()
+    loss, _ = ppo_policy_loss(
+        logprobs, RAGGED_OLD, RAGGED_ADVANTAGES, RAGGED_MASK, clip_range=0.2, loss_agg="seq_mean"
+    )
+    row0 = [
+        max(-2 * E, -2 * 1.2),  # ratio e, A > 0: clipped at 1.2 -> -2.4
+        max(-2 / E, -2 * 0.8),  # ratio 1/e, A > 0: the unclipped -2/e is larger
+        max(1.0 * 1, 1.0 * 1),  # ratio 1, A = -1: 1
+    ]
+    row1 = [max(2 * E, 2 * 1.2)]  # ratio e, A < 0: the unclipped 2e is larger
+    assert row0 == [-2.4, -2 / E, 1.0] and row1 == [2 * E]
+    # Each response's token sum over its length, then the mean over the two responses.
+    expected = (sum(row0) / 3 + sum(row1) / 1) / 2
+    assert math.isclose(loss.item(), expected, rel_tol=1e-12)
+    token_mean = (sum(row0) + sum(row1)) / 4  # what seq_mean must not be
+    assert not math.isclose(expected, token_mean, rel_tol=1e-3)
+    # d(-A * ratio)/d logprob = -A * ratio unclipped, times the token's weight 1 / (2 * length).
+    (grad,) = torch.autograd.grad(loss, logprobs)
+    expected_grad = [[0.0, -2 / E / (2 * 3), 1.0 / (2 * 3)], [2 * E / (2 * 1), 0.0, 0.0]]
+    torch.testing.assert_close(grad, torch.tensor(expected_grad, dtype=torch.float64))
+
+
+def test_value_loss_averaged_per_response_then_over_responses():
+    values = torch.tensor([[1.0, 0.0, 0.5], [2.0, 9.0, 9.0]], dtype=torch.float64)
+    values.requires_grad_()
+    old_values = torch.tensor([[0.5, 0.0, 0.5], [1.0, 9.0, 9.0]], dtype=torch.float64)
+    returns = torch.tensor([[0.0, 1.0, 0.5], [3.0, 9.0, 9.0]], dtype=torch.float64)
+    loss, _ = value_loss(values, old_values, returns, RAGGED_MASK, 0.2, loss_agg="seq_mean")
+    row0 = [
+        max((1.0 - 0.0) ** 2, (0.5 + 0.2 - 0.0) ** 2),  # V moved 0.5, clipped to 0.2: 1 vs 0.49
+        max((0.0 - 1.0) ** 2, (0.0 + 0.0 - 1.0) ** 2),  # V did not move: 1
+        (0.5 - 0.5) ** 2,  # no error
+    ]
+    row1 = [max((2.0 - 3.0) ** 2, (1.0 + 0.2 - 3.0) ** 2)]  # moved 1, clipped: 1 vs 3.24
+    expected = 0.5 * (sum(row0) / 3 + sum(row1) / 1) / 2
+    assert math.isclose(loss.item(), expected, rel_tol=1e-12)
+    token_mean = 0.5 * (sum(row0) + sum(row1)) / 4
+    assert not math.isclose(expected, token_mean, rel_tol=1e-3)
+    # d 0.5 (V - G)^2 / dV = V - G, weighted 1 / (2 * length); row 1's clipped error is the
+    # larger and does not depend on V, so it gets no gradient.
+    (grad,) = torch.autograd.grad(loss, values)
+    expected_grad = [[(1.0 - 0.0) / (2 * 3), (0.0 - 1.0) / (2 * 3), 0.0], [0.0, 0.0, 0.0]]
+    torch.testing.assert_close(grad, torch.tensor(expected_grad, dtype=torch.float64))
 
 
 @pytest.mark.parametrize("loss_agg", ["token_mean", "seq_mean"])

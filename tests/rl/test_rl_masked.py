@@ -6,7 +6,16 @@ import math
 
 import torch
 
-from reftlab.rl.masked import last_token_index, masked_mean, masked_sum, masked_var, whiten
+from reftlab.rl.masked import (
+    last_token_index,
+    masked_mean,
+    masked_moments,
+    masked_sum,
+    masked_var,
+    moments_mean_var,
+    whiten,
+    whiten_with_moments,
+)
 
 X = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
 MASK = torch.tensor([[True, True, False], [True, False, False]])
@@ -60,6 +69,63 @@ def test_whiten_without_shifting_keeps_the_mean():
     scale = 1 / math.sqrt(2 + 1e-8)
     expected = torch.tensor([[(1.0 - 2.0) * scale + 2.0, (3.0 - 2.0) * scale + 2.0, 0.0]])
     torch.testing.assert_close(whiten(x, mask, shift_mean=False), expected)
+
+
+# One step's advantages on two shards (two processes, or grad_accum=2): shard A holds one
+# response of two tokens, shard B two responses of one and two tokens; 99 is padding.
+SHARD_A = torch.tensor([[1.0, 2.0, 99.0]])
+MASK_A = torch.tensor([[True, True, False]])
+SHARD_B = torch.tensor([[4.0, 99.0], [3.0, 5.0]])
+MASK_B = torch.tensor([[True, False], [True, True]])
+
+
+def test_moments_are_count_sum_and_sum_of_squares_of_the_real_tokens():
+    torch.testing.assert_close(
+        masked_moments(SHARD_A, MASK_A), torch.tensor([2.0, 1.0 + 2.0, 1.0**2 + 2.0**2]).double()
+    )
+    torch.testing.assert_close(
+        masked_moments(SHARD_B, MASK_B),
+        torch.tensor([3.0, 4.0 + 3.0 + 5.0, 4.0**2 + 3.0**2 + 5.0**2]).double(),
+    )
+
+
+def test_summed_moments_give_the_whole_batchs_mean_and_unbiased_variance():
+    moments = masked_moments(SHARD_A, MASK_A) + masked_moments(SHARD_B, MASK_B)
+    mean, var = moments_mean_var(moments)
+    # The five real tokens 1, 2, 4, 3, 5: mean 15 / 5 = 3, squared errors 4 + 1 + 1 + 0 + 4.
+    assert mean.item() == (1.0 + 2.0 + 4.0 + 3.0 + 5.0) / 5
+    assert math.isclose(var.item(), (4.0 + 1.0 + 1.0 + 0.0 + 4.0) / (5 - 1), rel_tol=1e-12)
+    # sum x^2 - n * mean^2 is the same squared error: (1 + 4 + 16 + 9 + 25) - 5 * 3^2 = 10
+    assert math.isclose(var.item(), (55.0 - 5 * 3.0**2) / 4, rel_tol=1e-12)
+
+
+def test_whitening_two_shards_with_the_steps_moments_equals_whitening_the_whole_batch():
+    moments = masked_moments(SHARD_A, MASK_A) + masked_moments(SHARD_B, MASK_B)
+    # mean 3, unbiased variance 10 / 4 = 2.5 (above): A_t -> (A_t - 3) / sqrt(2.5 + 1e-8)
+    std = math.sqrt(2.5 + 1e-8)
+    white_a = whiten_with_moments(SHARD_A, MASK_A, moments)
+    white_b = whiten_with_moments(SHARD_B, MASK_B, moments)
+    torch.testing.assert_close(white_a, torch.tensor([[(1.0 - 3.0) / std, (2.0 - 3.0) / std, 0.0]]))
+    expected_b = [[(4.0 - 3.0) / std, 0.0], [(3.0 - 3.0) / std, (5.0 - 3.0) / std]]
+    torch.testing.assert_close(white_b, torch.tensor(expected_b))
+    # The same as whitening the five tokens in one batch (padded to one width).
+    whole = whiten(
+        torch.tensor([[1.0, 2.0], [4.0, 0.0], [3.0, 5.0]]), torch.tensor([[1, 1], [1, 0], [1, 1]])
+    )
+    torch.testing.assert_close(whole, torch.cat([white_a[:, :2], white_b]))
+    # A shard whitened alone would use its own mean: shard A's is 1.5, not 3.
+    alone = whiten(SHARD_A, MASK_A)
+    assert not torch.allclose(alone, white_a)
+    torch.testing.assert_close(alone[0, :2].sum(), torch.tensor(0.0))
+
+
+def test_whitening_with_moments_keeps_the_mean_when_asked():
+    moments = masked_moments(SHARD_A, MASK_A) + masked_moments(SHARD_B, MASK_B)
+    std = math.sqrt(2.5 + 1e-8)
+    white = whiten_with_moments(SHARD_A, MASK_A, moments, shift_mean=False)
+    torch.testing.assert_close(
+        white, torch.tensor([[(1.0 - 3.0) / std + 3.0, (2.0 - 3.0) / std + 3.0, 0.0]])
+    )
 
 
 def test_last_token_index_finds_the_last_real_token_even_after_a_gap():

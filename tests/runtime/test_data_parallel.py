@@ -2,8 +2,9 @@
 equivalent, one process with grad_accum=2.
 
 The equivalence: a step's batch is split into (processes x grad_accum) shards with fixed data
-and seeds; each shard's loss is its token sum over the token count of the whole (mini)batch,
-and DDP's gradient average over processes is undone by a factor of the process count. So
+and seeds; each shard's loss is its sum over the count of the whole (mini)batch (tokens, or
+responses with loss_agg=seq_mean), the advantages are whitened with the moments of the whole
+step, and DDP's gradient average over processes is undone by a factor of the process count. So
 2 processes x 1 shard and 1 process x 2 shards compute the same per-shard gradients, add them
 up (DDP: (2 g0 + 2 g1) / 2, accumulation: g0 + g1; scaling by 2 is exact in floating point) and
 take the same steps. With one thread per process on both sides the kernels are the same, so the
@@ -30,7 +31,9 @@ pytestmark = pytest.mark.slow
 # Bandit RL on the tiny model: a 12-example SFT warm-up step, then 3 steps of 5 questions with
 # minibatches of 4 rollouts (shards of 3 and 2 questions: the second minibatch has 1 row from
 # one shard and none from the other, which joins with a zero-weight row), partial credit so
-# that the rewards differ.
+# that the rewards differ. With ReFT's statistics that span shards: advantages whitened over the
+# whole step (moments all-reduced across processes) and the loss averaged per response over the
+# minibatch's responses on both processes (the token mean's count takes the same path).
 OVERRIDES = [
     "method=bandit",
     "budget=smoke",
@@ -42,6 +45,8 @@ OVERRIDES = [
     "cot.answer_fallback=last_number",
     "method.reward_shape=partial",
     "method.rl_lr=1e-3",
+    "method.whiten_advantages=true",
+    "method.loss_agg=seq_mean",
 ]
 
 

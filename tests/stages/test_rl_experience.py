@@ -18,7 +18,7 @@ from accelerate import Accelerator
 from torch.testing import assert_close
 
 from reftlab.models.value import PolicyWithValue
-from reftlab.stages.rl import make_experience, minibatch_loss
+from reftlab.stages.rl import ShardWork, make_experience, minibatch_loss, whiten_step_advantages
 from reftlab.stages.rollout import compute_logprobs
 from tests.stages.tiny_rl import (
     SCORES,
@@ -205,6 +205,9 @@ def test_gae_uses_the_value_heads_old_values(batch, reference):
 
 def test_whitened_advantages_have_zero_mean_and_unit_variance_over_real_tokens(batch, policy):
     exp = make_experience(policy, None, batch, SCORES, settings(whiten_advantages=True))
+    assert_close(exp.advantages, torch.tensor([[1.0] * 4, [0.1] * 3 + [0.0]]))  # raw: A = R
+    (work,) = whiten_step_advantages([ShardWork(exp, [], [], 1.0, torch.Generator())])
+    exp = work.exp
     # A = R: 1.0 on four tokens, 0.1 on three; mean 4.3 / 7, unbiased variance over 7 tokens.
     mean = (4 * 1.0 + 3 * 0.1) / 7
     std = math.sqrt((4 * (1.0 - mean) ** 2 + 3 * (0.1 - mean) ** 2) / 6)
@@ -285,9 +288,21 @@ def test_otherwise_the_old_logprobs_are_a_separate_forward_pass(
 # --- the minibatch loss -------------------------------------------------------------------
 
 
-def test_loss_is_clipped_surrogate_plus_vf_coef_value_loss_plus_kl(batch, reference, accelerator):
+def averaged(tokens: list[float], loss_agg: str) -> float:
+    """Per-token losses, row 0's four real tokens then row 1's three, averaged as `loss_agg`
+    does: every token weighs 1/7, or each response 1/2 and its tokens share that equally."""
+    if loss_agg == "token_mean":
+        return sum(tokens) / REAL
+    return (sum(tokens[:4]) / 4 + sum(tokens[4:]) / 3) / 2
+
+
+@pytest.mark.parametrize("loss_agg", ["token_mean", "seq_mean"])
+def test_loss_is_clipped_surrogate_plus_vf_coef_value_loss_plus_kl(
+    loss_agg, batch, reference, accelerator
+):
     policy = tiny_policy_with_value(seed=0)
     s = settings(
+        loss_agg=loss_agg,
         advantage="gae",
         policy_loss="ppo_clip",
         clip_range=CLIP,
@@ -325,7 +340,7 @@ def test_loss_is_clipped_surrogate_plus_vf_coef_value_loss_plus_kl(batch, refere
         -1.0 * e(-0.5),  # A > 0, ratio below 1 - eps: likewise
         -0.5 * 1.0,
     ]
-    policy_loss = sum(pg_tokens) / REAL
+    policy_loss = averaged(pg_tokens, loss_agg)
     v_tokens = [
         (-0.3 + VALUE_CLIP - 0.5) ** 2,  # V moved 0.3 from V_old, clipped to 0.1: larger error
         (0.3 - VALUE_CLIP + 0.5) ** 2,
@@ -335,9 +350,10 @@ def test_loss_is_clipped_surrogate_plus_vf_coef_value_loss_plus_kl(batch, refere
         0.1**2,
         1.0**2,
     ]
-    value_loss = 0.5 * sum(v_tokens) / REAL
-    kl = torch.exp(ref_lp - lp) - (ref_lp - lp) - 1  # k3
-    kl_loss = real_mean(kl, batch).item()
+    value_loss = 0.5 * averaged(v_tokens, loss_agg)
+    kl = (torch.exp(ref_lp - lp) - (ref_lp - lp) - 1).tolist()  # k3
+    kl_loss = averaged(kl[0][:4] + kl[1][:3], loss_agg)
+    # The diagnostics stay token means whatever the loss's averaging.
     assert_scalar(stats["policy_loss"], policy_loss)
     assert_scalar(stats["clipfrac"], 2 / REAL)
     assert_scalar(stats["value_loss"], value_loss)

@@ -4,9 +4,14 @@ Tensors are (B, T) over the response tokens; ``response_mask`` is true at real t
 per-token loss becomes a scalar by ``aggregate_loss``:
 
 - ``token_mean`` (default): the mean over every real token of the batch, so every token weighs
-  the same and a long response weighs more than a short one (PPO in TRL and ReFT).
+  the same and a long response weighs more than a short one (PPO in TRL).
 - ``seq_mean``: the mean over each response's tokens, then over the responses, so every response
-  weighs the same (the GRPO paper's ``1/G sum_i 1/|o_i| sum_t``).
+  weighs the same (the ReFT code's ``(loss * mask).sum(-1) / length`` then ``.mean()``, and the
+  GRPO paper's ``1/G sum_i 1/|o_i| sum_t``).
+
+A batch split into shards (micro-batches, processes) gets the whole batch's loss back when each
+shard's aggregate is weighted by its share of ``aggregation_count``: its tokens for
+``token_mean``, its non-empty responses for ``seq_mean``.
 
 Policy losses sit in a registry keyed by the names the YAML uses (``method.policy_loss``), with
 one signature::
@@ -23,9 +28,7 @@ import torch
 from torch import Tensor
 
 from reftlab.rl.masked import count_tokens, masked_mean, masked_var, zero_masked
-from reftlab.rl.registry import POLICY_LOSSES, lookup
-
-LOSS_AGGREGATIONS = ("token_mean", "seq_mean")
+from reftlab.rl.registry import LOSS_AGGREGATIONS, POLICY_LOSSES, lookup
 
 
 def aggregate_loss(losses: Tensor, response_mask: Tensor, loss_agg: str = "token_mean") -> Tensor:
@@ -40,8 +43,26 @@ def aggregate_loss(losses: Tensor, response_mask: Tensor, loss_agg: str = "token
         per_sequence = masked_mean(losses, response_mask, dim=-1)
         nonempty = count_tokens(response_mask, dim=-1) > 0
         return masked_mean(per_sequence, nonempty)
+    raise _unknown_aggregation(loss_agg)
+
+
+def aggregation_count(response_mask: Tensor, loss_agg: str = "token_mean") -> Tensor:
+    """What ``aggregate_loss`` divides by: the real tokens of ``response_mask`` (B, T) for
+    ``token_mean``, the responses with at least one real token for ``seq_mean``; a scalar.
+
+    Shards ``k`` of a batch with aggregates ``L_k`` and counts ``n_k`` give the whole batch's
+    aggregate as ``sum_k L_k * n_k / sum_k n_k``.
+    """
+    if loss_agg == "token_mean":
+        return count_tokens(response_mask)
+    if loss_agg == "seq_mean":
+        return (count_tokens(response_mask, dim=-1) > 0).sum()
+    raise _unknown_aggregation(loss_agg)
+
+
+def _unknown_aggregation(loss_agg: str) -> ValueError:
     known = ", ".join(LOSS_AGGREGATIONS)
-    raise ValueError(f"unknown loss aggregation {loss_agg!r}; known: {known}")
+    return ValueError(f"unknown loss aggregation {loss_agg!r}; known: {known}")
 
 
 def approx_kl(logprobs: Tensor, old_logprobs: Tensor, response_mask: Tensor) -> Tensor:

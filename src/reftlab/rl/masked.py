@@ -67,19 +67,56 @@ def masked_var(x: Tensor, mask: Tensor, unbiased: bool = True) -> Tensor:
     return squared_error / n.clamp(min=1)
 
 
-def whiten(x: Tensor, mask: Tensor, shift_mean: bool = True) -> Tensor:
-    """Normalise ``x`` (B, T) to unit variance over the real tokens of ``mask`` (B, T).
+def masked_moments(x: Tensor, mask: Tensor) -> Tensor:
+    """``[n, sum x, sum x^2]`` over the real tokens of ``mask``: a (3,) float64 tensor, detached.
 
-    ``(x - mean) / sqrt(var + 1e-8)``, mean and (unbiased) variance taken over the real tokens
-    only; with ``shift_mean=False`` the mean is added back, so only the scale changes (as PPO
+    Moments add up: those of a batch split into shards (micro-batches, processes) are the sum of
+    the shards' moments, so ``whiten_with_moments`` given the summed moments whitens every shard
+    exactly as the whole batch would be whitened. float64, so that ``sum x^2 - n * mean^2`` loses
+    no precision to cancellation. ``x``, ``mask``: (B, T).
+    """
+    kept = zero_masked(x.detach().to(torch.float64), mask)
+    n = count_tokens(mask).to(torch.float64)
+    return torch.stack([n, kept.sum(), (kept**2).sum()])
+
+
+def moments_mean_var(moments: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and unbiased variance from ``masked_moments`` (or a sum of them); scalars.
+
+    ``mean = S1 / n`` and ``var = (S2 - n * mean^2) / (n - 1)`` (Bessel's correction, as
+    ``masked_var``); fewer than two values give variance 0.
+    """
+    n, total, total_squares = moments.unbind()
+    mean = total / n.clamp(min=1)
+    squared_error = (total_squares - n * mean**2).clamp(min=0)
+    var = torch.where(n >= 2, squared_error / (n - 1).clamp(min=1), 0.0)
+    return mean, var
+
+
+def whiten_with_moments(
+    x: Tensor, mask: Tensor, moments: Tensor, shift_mean: bool = True
+) -> Tensor:
+    """``(x - mean) / sqrt(var + 1e-8)`` over the real tokens of ``mask``, with the mean and
+    variance of ``moments`` (``masked_moments`` of the whole batch, which may hold more than
+    ``x``); ``x``, ``mask``: (B, T).
+
+    With ``shift_mean=False`` the mean is added back, so only the scale changes (as PPO
     implementations do for rewards). Masked positions of the result are 0.
     """
-    mean = masked_mean(x, mask)
-    var = masked_var(x, mask)
+    mean, var = (stat.to(x.dtype) for stat in moments_mean_var(moments))
     whitened = (x - mean) * torch.rsqrt(var + WHITEN_EPS)
     if not shift_mean:
         whitened = whitened + mean
     return zero_masked(whitened, mask)
+
+
+def whiten(x: Tensor, mask: Tensor, shift_mean: bool = True) -> Tensor:
+    """Normalise ``x`` (B, T) to unit variance over the real tokens of ``mask`` (B, T).
+
+    ``(x - mean) / sqrt(var + 1e-8)``, mean and (unbiased) variance taken over the real tokens
+    only: ``whiten_with_moments`` with ``x``'s own moments.
+    """
+    return whiten_with_moments(x, mask, masked_moments(x, mask), shift_mean)
 
 
 def last_token_index(mask: Tensor) -> Tensor:

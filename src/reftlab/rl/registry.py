@@ -1,7 +1,7 @@
 """The names the YAML uses for the RL engine's parts, what each needs, and where it lives.
 
 One registry per kind of part, keyed by the name the YAML uses (`method.advantage`,
-`method.policy_loss`, `method.kl_estimator`). An entry points at its function as
+`method.policy_loss`, `method.kl_estimator`, `method.loss_agg`). An entry points at its function as
 `"module:function"` and declares what the RL step must give it, so that config checks, the
 dry run and the RL stage read the same entry. This module imports no torch: the command line
 checks names against it before anything heavy loads. To add an estimator or a loss, write the
@@ -60,6 +60,10 @@ KL_ESTIMATORS: dict[str, Entry] = {
     "k2": Entry("reftlab.rl.kl:kl_k2"),
     "k3": Entry("reftlab.rl.kl:kl_k3"),
 }
+
+# How a per-token loss becomes a scalar (`method.loss_agg`; rl/losses.py `aggregate_loss`):
+# token_mean weighs every token alike, seq_mean every response alike (the ReFT code's average).
+LOSS_AGGREGATIONS = ("token_mean", "seq_mean")
 
 # ReFT's critic (`method.value_model`): a linear head on the policy's last hidden state, or a
 # separate copy of the backbone with its own head (the paper's ablation); see models/value.py.

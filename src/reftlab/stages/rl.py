@@ -9,20 +9,25 @@ the registries in `reftlab.rl.registry` (README, "The RL engine"):
         old_logprobs, old_values = policy(rollouts); ref_logprobs = ref(rollouts)   (B, T)
         rewards       = scores at the last token [- kl_coef * KL per token]  (B, T)
         advantages, returns = ADVANTAGES[advantage](rewards, old_values, ...)
+        [advantages   = whitened with the mean and std of the whole step's batch]
         for ppo_epochs, for minibatches:
             loss = policy_loss(...) [+ vf_coef * value_loss] [+ kl_coef * KL]
+                   (each term averaged by loss_agg: over tokens, or per response)
 
 With several processes (or grad_accum > 1) each step's questions are split into shards; every
 shard runs the rollout half of the loop on its questions, and the update takes each minibatch
 across all shards (`stages.shards`). One process with grad_accum=N takes exactly the steps that
-N processes take (up to float summation order). Advantage estimators see one shard's rollouts:
-`batch_mean` and `whiten_advantages` use the shard's statistics, the others are per question or
-per rollout and do not depend on the split.
+N processes take (up to float summation order): the loss is normalised by the whole
+minibatch's count (tokens, or responses for `loss_agg=seq_mean`), and `whiten_advantages` uses
+the moments of the whole step, summed over shards and all-reduced over processes. Advantage
+estimators see one shard's rollouts: `batch_mean` uses the shard's mean, the others are per
+question or per rollout and do not depend on the split.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -34,12 +39,14 @@ from reftlab.rewards.scorer import Scorer
 from reftlab.rl.advantages import get_advantage_estimator
 from reftlab.rl.kl import get_kl_estimator, kl_penalized_rewards
 from reftlab.rl.losses import (
+    aggregate_loss,
+    aggregation_count,
     explained_variance,
     get_policy_loss,
     truncated_importance_weights,
     value_loss,
 )
-from reftlab.rl.masked import masked_mean, whiten
+from reftlab.rl.masked import masked_mean, masked_moments, whiten_with_moments
 from reftlab.rl.registry import advantage_spec
 from reftlab.runtime import distributed
 from reftlab.runtime.context import RunContext
@@ -89,6 +96,8 @@ class RLSettings:
     tis_cap: float | None = None
     # Rollouts per forward/backward pass (memory only); None: a shard's minibatch rows at once.
     micro_batch_size: int | None = None
+    # How each loss term averages its tokens: token_mean or seq_mean (rl.losses.aggregate_loss).
+    loss_agg: str = "token_mean"
 
     @property
     def uses_values(self) -> bool:
@@ -205,8 +214,6 @@ def make_experience(
             kl = get_kl_estimator(s.kl_estimator)(old_logprobs, ref_logprobs) * mask
     estimate = get_advantage_estimator(s.advantage)
     advantages, returns = estimate(rewards, old_values, mask, batch.group_ids, s.gamma, s.lam)
-    if s.whiten_advantages:
-        advantages = whiten(advantages, mask) * mask
     return Experience(
         batch, old_logprobs, old_values, ref_logprobs, advantages, returns, scores, kl
     )
@@ -222,6 +229,27 @@ class ShardWork:
     examples: list[Example]
     weight: float
     generator: torch.Generator
+
+
+def whiten_step_advantages(work: Sequence[ShardWork]) -> list[ShardWork]:
+    """This process's shards with their advantages whitened over the whole step's batch.
+
+    The moments (count, sum, sum of squares of the real tokens' advantages) are added up over
+    this process's shards (a placeholder shard, weight 0, adds none) and all-reduced over the
+    processes: every shard is whitened with the batch's mean and standard deviation, as the ReFT
+    code's `allgather_masked_whiten` does, so N processes equal one with grad_accum=N.
+    """
+    local = sum(
+        w.weight * masked_moments(w.exp.advantages, w.exp.batch.response_mask) for w in work
+    )
+    moments = torch.tensor(distributed.all_reduce_sum(local.tolist()), dtype=torch.float64)
+    whitened = []
+    for w in work:
+        advantages = whiten_with_moments(w.exp.advantages, w.exp.batch.response_mask, moments)
+        whitened.append(
+            dataclasses.replace(w, exp=dataclasses.replace(w.exp, advantages=advantages))
+        )
+    return whitened
 
 
 def correct_engine_mismatch(
@@ -250,7 +278,8 @@ def correct_engine_mismatch(
 def minibatch_loss(
     policy, exp: Experience, rows: torch.Tensor, s: RLSettings, accelerator
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """The token-mean loss of the rows `rows` of `exp` (policy [+ value] [+ KL]) and its parts."""
+    """The loss of the rows `rows` of `exp` (policy [+ value] [+ KL]), each term averaged over
+    the rows by `s.loss_agg`, and its parts."""
     policy_loss_fn = get_policy_loss(s.policy_loss)
     mb = select_rows(exp.batch, rows)
     mb_mask = mb.response_mask
@@ -260,20 +289,22 @@ def minibatch_loss(
     advantages, engine_stats = correct_engine_mismatch(
         exp.advantages[rows], old_logprobs, mb.logprobs, mb_mask, s.tis_cap
     )
-    pg_loss, pg_stats = policy_loss_fn(logprobs, old_logprobs, advantages, mb_mask, s.clip_range)
+    pg_loss, pg_stats = policy_loss_fn(
+        logprobs, old_logprobs, advantages, mb_mask, s.clip_range, s.loss_agg
+    )
     loss = pg_loss
     mb_stats = {"policy_loss": pg_loss.item(), **{k: v.item() for k, v in pg_stats.items()}}
     mb_stats.update(engine_stats)
     if s.uses_values:
         v_loss, v_stats = value_loss(
-            values, exp.old_values[rows], exp.returns[rows], mb_mask, s.value_clip_range
+            values, exp.old_values[rows], exp.returns[rows], mb_mask, s.value_clip_range, s.loss_agg
         )
         loss = loss + s.vf_coef * v_loss
         mb_stats["value_loss"] = v_loss.item()
         mb_stats["value_clipfrac"] = v_stats["clipfrac"].item()
     if s.kl_coef > 0 and s.kl_penalty == "loss" and exp.ref_logprobs is not None:
         kl = get_kl_estimator(s.kl_estimator)(logprobs, exp.ref_logprobs[rows])
-        loss = loss + s.kl_coef * masked_mean(kl, mb_mask)
+        loss = loss + s.kl_coef * aggregate_loss(kl, mb_mask, s.loss_agg)
     return loss, mb_stats
 
 
@@ -296,17 +327,23 @@ def shuffled_minibatches(
     return orders, minibatches
 
 
-def minibatch_tokens(work: Sequence[ShardWork], minibatches) -> list[float]:
-    """Each minibatch's response tokens over all shards and processes (one all-reduce)."""
-    local_tokens = [
+def rows_count(w: ShardWork, rows: torch.Tensor, loss_agg: str) -> float:
+    """What `loss_agg` averages over in the rows `rows` of shard `w`: tokens or responses."""
+    return aggregation_count(w.exp.batch.response_mask[rows], loss_agg).item()
+
+
+def minibatch_counts(work: Sequence[ShardWork], minibatches, loss_agg: str) -> list[float]:
+    """Each minibatch's count of what `loss_agg` averages over (response tokens, or non-empty
+    responses) over all shards and processes (one all-reduce)."""
+    local_counts = [
         sum(
-            w.weight * w.exp.batch.response_mask[rows].sum().item()
+            w.weight * rows_count(w, rows, loss_agg)
             for w, rows in zip(work, minibatch, strict=True)
         )
         for epoch in minibatches
         for minibatch in epoch
     ]
-    return distributed.all_reduce_sum(local_tokens)
+    return distributed.all_reduce_sum(local_counts)
 
 
 def micro_batches(
@@ -341,9 +378,11 @@ def update_policy(
     """`ppo_epochs` passes of minibatch updates over one step's experience.
 
     `work` is one Experience (shuffled by `generator`), or this process's shards of the step
-    (`layout` and `split` say how the step is split). A minibatch's loss is divided by the
-    response tokens of the whole minibatch over every shard and process, times the process
-    count (DDP averages gradients over processes): the gradients add up to one token mean.
+    (`layout` and `split` say how the step is split). Each pass's loss, an average by
+    `s.loss_agg` over its rows, is weighted by its rows' share of the whole minibatch's count
+    over every shard and process (tokens, or responses for seq_mean), times the process count
+    (DDP averages gradients over processes): the gradients add up to the one average over the
+    minibatch that a single process would take.
     """
     if isinstance(work, Experience):
         work = [ShardWork(work, [], [], 1.0, generator)]
@@ -351,25 +390,25 @@ def update_policy(
         sizes = [w.exp.batch.response_mask.size(0) for w in work]
         split = split_minibatches(sum(sizes), max(sizes), s.mini_batch_size, layout.n_shards)
     orders, minibatches = shuffled_minibatches(work, split, s.ppo_epochs)
-    total_tokens = iter(minibatch_tokens(work, minibatches))
+    total_counts = iter(minibatch_counts(work, minibatches, s.loss_agg))
     stats = WeightedMeans()
     for epoch, epoch_minibatches in enumerate(minibatches):
         for minibatch in epoch_minibatches:
-            mb_tokens = next(total_tokens)
-            if mb_tokens == 0:  # no shard has rows left for this minibatch
+            mb_count = next(total_counts)
+            if mb_count == 0:  # no shard has rows left for this minibatch
                 continue
             passes = micro_batches(work, minibatch, orders[epoch], s.micro_batch_size)
             for index, (w, rows, weight) in enumerate(passes):
-                tokens = w.exp.batch.response_mask[rows].sum().item()
-                scale = weight * (tokens / mb_tokens) * layout.processes
+                count = rows_count(w, rows, s.loss_agg)
+                scale = weight * (count / mb_count) * layout.processes
                 # Gradients are all-reduced once, at this process's last pass.
                 last = index == len(passes) - 1
                 with contextlib.nullcontext() if last else accelerator.no_sync(policy):
                     loss, mb_stats = minibatch_loss(policy, w.exp, rows, s, accelerator)
                     accelerator.backward(loss * scale)
-                # One pass: the plain mean over minibatches; several: weighted by tokens.
+                # One pass: the plain mean over minibatches; several: weighted by count.
                 one_pass = layout.n_shards == 1 and len(passes) == 1
-                stats.add(mb_stats, 1.0 if one_pass else weight * tokens)
+                stats.add(mb_stats, 1.0 if one_pass else weight * count)
             norm = accelerator.clip_grad_norm_(policy.parameters(), s.max_grad_norm)
             stats.add({"grad_norm": grad_norm_value(norm)}, 1.0)
             optimizer.step()
@@ -503,6 +542,8 @@ def train_rl(
             )
             for shard in my_shards
         ]
+        if s.whiten_advantages:
+            work = whiten_step_advantages(work)
         policy.train()
         first, end = distributed.shard_bounds(len(examples), layout.n_shards)[0]
         split = split_minibatches(

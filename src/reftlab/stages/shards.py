@@ -5,9 +5,9 @@ keeps every rollout of its questions, so a question's group never straddles two 
 `i` samples with its own seed, so a shard's rollouts do not depend on which process draws them.
 
 The PPO minibatch `j` of a step is the union of each shard's `j`-th slice of its own shuffled
-rows. Its loss is normalised by the response tokens of the whole minibatch (summed over every
-shard and process), so that the summed gradient is that of one token mean over the minibatch,
-as in a single process. A shard with no questions (a step with fewer questions than shards)
+rows. Its loss is normalised by the count of the whole minibatch (summed over every shard and
+process: its response tokens, or its responses with `loss_agg=seq_mean`), so that the summed
+gradient is that of one average over the minibatch, as in a single process. A shard with no questions (a step with fewer questions than shards)
 samples the step's first question with weight 0 (`distributed.shard_part`): it still joins
 every gradient all-reduce.
 """
