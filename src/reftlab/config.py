@@ -520,7 +520,8 @@ class RunConfig:
     seed: int = 0
     precision: str = "auto"
     dry_run: bool = False
-    resume: bool = False
+    # true, false, or "force" (continue with a changed config; app/rundir.py).
+    resume: bool | str = False
     save_every: int = 0
     # Each optimizer step's batch is split into (processes x grad_accum) shards.
     grad_accum: int = 1
@@ -558,6 +559,8 @@ def validate(run: RunConfig) -> None:
     one_of(run.precision, PRECISIONS, "precision")
     if run.grad_accum < 1:
         raise ConfigError(f"grad_accum={run.grad_accum} must be >= 1")
+    if isinstance(run.resume, str) and run.resume != "force":
+        raise ConfigError(f"resume={run.resume}: use true, false or force")
     if run.save_every < 0:
         raise ConfigError(f"save_every={run.save_every} must be >= 0 (0: only at stage ends)")
     if run.deepspeed is not None and run.grad_accum > 1:

@@ -138,15 +138,17 @@ class TrainingLoop:
         return metrics
 
     def _resume(self, state: dict[str, Any] | None) -> int:
-        """Restore the newest step checkpoint of this stage, if any; the step to start from."""
-        start = resume_training(
+        """Restore the newest intact step checkpoint of this stage, if any; the step to start
+        from."""
+        checkpoint = resume_training(
             self.ctx, self.stage, self.accelerator, self.model, self.optimizer, self.scheduler
         )
-        if start and state is not None:
-            folder = self.ctx.latest_checkpoint(self.stage).path
+        if checkpoint is None:
+            return 0
+        if state is not None:
             state.clear()
-            state.update(json.loads((folder / LOOP_STATE_FILE).read_text()))
-        return start
+            state.update(json.loads((checkpoint.path / LOOP_STATE_FILE).read_text()))
+        return checkpoint.stage_step
 
     def _save(self, folder: Path, state: dict[str, Any] | None) -> None:
         save_trainer_state(folder, self.accelerator, self.model, self.optimizer, self.scheduler)
