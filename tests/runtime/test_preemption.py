@@ -37,13 +37,35 @@ def submitit_handler():
     signal.signal(signal.SIGUSR2, previous)
 
 
-def test_nothing_is_installed_outside_submitit():
+def test_outside_submitit_usr2_is_left_alone_and_sigterm_is_handled():
     previous = signal.signal(signal.SIGUSR2, signal.SIG_DFL)
     try:
-        assert preemption.install() is False
+        assert preemption.install() is True  # SIGTERM's handler
         assert preemption.requested() is False
         assert signal.getsignal(signal.SIGUSR2) is signal.SIG_DFL
+        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+        preemption.uninstall()
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # someone else's choice: kept
+        assert preemption.install() is False
     finally:
+        preemption.uninstall()
+        signal.signal(signal.SIGUSR2, previous)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def test_sigterm_is_deferred_to_the_step_boundary_then_exits_143():
+    previous = signal.signal(signal.SIGUSR2, signal.SIG_DFL)
+    try:
+        preemption.install(grace_s=30, resume_hint="reftlab resume=true")
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)
+        assert preemption.requested() is True  # still running: the checkpoint comes first
+        with pytest.raises(SystemExit) as stop:
+            preemption.requeue()
+        assert stop.value.code == preemption.TERM_EXIT == 143
+    finally:
+        preemption.uninstall()
         signal.signal(signal.SIGUSR2, previous)
 
 

@@ -119,7 +119,9 @@ def run_guarded(run: RunConfig, run_dir: Path, decision: Decision) -> dict:
     from reftlab.runtime import preemption
     from reftlab.runtime.attempts import start_attempt
     from reftlab.runtime.context import Interrupted
+    from reftlab.runtime.progress import quiet_library_bars
 
+    quiet_library_bars()
     hint = resume_command(run_dir)
     grace_s = preemption.grace_seconds(launcher_signal_delay(), os.environ)
     try:

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from reftlab.runtime.context import RunContext
+from reftlab.runtime.progress import progress_bar
 from reftlab.runtime.trainer_state import resume_training, save_trainer_state
 
 # The loop's `state` inside a step checkpoint, beside trainer.pt and rng.pt.
@@ -114,14 +114,7 @@ class TrainingLoop:
         def save(folder: Path) -> None:
             self._save(folder, state)
 
-        bar = tqdm(
-            total=total_steps,
-            initial=start,
-            desc=self.stage,
-            unit="step",
-            dynamic_ncols=True,
-            disable=not ctx.is_main,
-        )
+        bar = progress_bar(total_steps, self.stage, initial=start, disable=not ctx.is_main)
         metrics: dict[str, Any] = {}
         for index in range(start, total_steps):
             metrics = step(index)
