@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from reftlab.errors import ReftlabError
 from reftlab.runtime import preemption
 
 
@@ -111,11 +112,13 @@ def test_grace_is_half_of_the_time_the_signal_surely_leaves():
 
 
 def test_a_requeued_job_resumes_only_a_run_that_started(tmp_path: Path):
-    requeued = {"SLURM_RESTART_COUNT": "1"}
-    assert preemption.restart_count(requeued) == 1
+    from reftlab.app.rundir import decide
+
+    assert preemption.restart_count({"SLURM_RESTART_COUNT": "1"}) == 1
     assert preemption.restart_count({}) == 0
-    assert preemption.should_resume(tmp_path, asked=False, environ=requeued) is False
+    assert decide(tmp_path, False, requeued=True, config={}).resume is False
     (tmp_path / "progress.json").write_text("{}")
-    assert preemption.should_resume(tmp_path, asked=False, environ=requeued) is True
-    assert preemption.should_resume(tmp_path, asked=False, environ={}) is False
-    assert preemption.should_resume(tmp_path, asked=True, environ={}) is True
+    assert decide(tmp_path, False, requeued=True, config={}).mode == "requeue"
+    assert decide(tmp_path, True, requeued=False, config={}).mode == "resume"
+    with pytest.raises(ReftlabError, match="already holds a run"):
+        decide(tmp_path, False, requeued=False, config={})

@@ -85,7 +85,8 @@ def decide_on_rank0(run_dir: Path, run: RunConfig, cfg: DictConfig) -> Decision:
     outcome = distributed.broadcast_object(outcome)
     if isinstance(outcome, str):
         raise ReftlabError(outcome)
-    announce(outcome, run_dir)
+    if distributed.current_world().is_main:
+        announce(outcome, run_dir)
     return outcome
 
 

@@ -11,7 +11,7 @@ steps since the last `save_every` checkpoint, so reftlab chains a handler in fro
    does the same (progress.json is the checkpoint there).
 3. `requeue()` runs submitit's handler: the job is pickled again, requeued, and exits.
 4. The requeued job (SLURM_RESTART_COUNT >= 1) finds progress.json in its run dir and resumes
-   (`should_resume`), with the step counter where the checkpoint left it.
+   (`app.rundir.decide`), with the step counter where the checkpoint left it.
 
 If no boundary comes within the grace time (a long evaluation, a step slower than the signal
 delay), the timer hands over anyway and the requeued job resumes from the last checkpoint.
@@ -34,7 +34,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
@@ -77,11 +76,6 @@ def restart_count(environ: Mapping[str, str]) -> int:
         return int(environ.get("SLURM_RESTART_COUNT", "0"))
     except ValueError:
         return 0
-
-
-def should_resume(run_dir: Path, asked: bool, environ: Mapping[str, str]) -> bool:
-    """Resume when asked to, or when this is a requeued job whose earlier run left progress."""
-    return asked or (restart_count(environ) > 0 and (run_dir / "progress.json").is_file())
 
 
 def grace_seconds(signal_delay_s: float | None, environ: Mapping[str, str]) -> float:
