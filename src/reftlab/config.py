@@ -537,7 +537,8 @@ class RunConfig:
     seed: int = knob(0, ge=0, le=SEED_MAX)
     precision: str = "auto"
     dry_run: bool = False
-    resume: bool = False
+    # true, false, or "force" (continue with a changed config; app/rundir.py).
+    resume: bool | str = False
     save_every: int = knob(0, ge=0, note="0: only at stage ends")
     # Each optimizer step's batch is split into (processes x grad_accum) shards.
     grad_accum: int = knob(1, ge=1)
@@ -575,6 +576,8 @@ def validate(run: RunConfig) -> None:
     for node in (*nodes, run.logger):
         node.check()
     one_of(run.precision, PRECISIONS, "precision")
+    if isinstance(run.resume, str) and run.resume != "force":
+        raise ConfigError(f"resume={run.resume}: use true, false or force")
     if run.deepspeed is not None and run.grad_accum > 1:
         raise ConfigError(
             "deepspeed steps the optimizer at every backward pass; set grad_accum=1 (use more "

@@ -316,6 +316,17 @@ def test_partial_run_shows_where_it_stopped(tmp_path):
     assert run.samples_drawn == 5 * BATCH_SIZE * ROLLOUTS
 
 
+def test_a_run_killed_during_evaluation_stopped_in_evaluate(tmp_path):
+    # The final evaluation logs nothing until it ends: its last record is PPO's, but
+    # progress.json names the stage that was running.
+    write_partial_run(tmp_path / "run", ["method=reft"])
+    progress = {"completed": {}, "global_step": 15, "running": {"stage": "evaluate"}}
+    (tmp_path / "run" / "progress.json").write_text(json.dumps(progress))
+    (run,) = collect(tmp_path).runs
+    assert (run.last_step, run.last_stage) == (15, "evaluate")
+    assert run.note.startswith("stopped at step 15 in evaluate;")
+
+
 @pytest.mark.parametrize(
     ("break_run", "why"),
     [

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from reftlab.errors import ReftlabError
 from reftlab.runtime import preemption
 
 
@@ -37,13 +38,35 @@ def submitit_handler():
     signal.signal(signal.SIGUSR2, previous)
 
 
-def test_nothing_is_installed_outside_submitit():
+def test_outside_submitit_usr2_is_left_alone_and_sigterm_is_handled():
     previous = signal.signal(signal.SIGUSR2, signal.SIG_DFL)
     try:
-        assert preemption.install() is False
+        assert preemption.install() is True  # SIGTERM's handler
         assert preemption.requested() is False
         assert signal.getsignal(signal.SIGUSR2) is signal.SIG_DFL
+        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+        preemption.uninstall()
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # someone else's choice: kept
+        assert preemption.install() is False
     finally:
+        preemption.uninstall()
+        signal.signal(signal.SIGUSR2, previous)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def test_sigterm_is_deferred_to_the_step_boundary_then_exits_143():
+    previous = signal.signal(signal.SIGUSR2, signal.SIG_DFL)
+    try:
+        preemption.install(grace_s=30, resume_hint="reftlab resume=true")
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)
+        assert preemption.requested() is True  # still running: the checkpoint comes first
+        with pytest.raises(SystemExit) as stop:
+            preemption.requeue()
+        assert stop.value.code == preemption.TERM_EXIT == 143
+    finally:
+        preemption.uninstall()
         signal.signal(signal.SIGUSR2, previous)
 
 
@@ -89,11 +112,13 @@ def test_grace_is_half_of_the_time_the_signal_surely_leaves():
 
 
 def test_a_requeued_job_resumes_only_a_run_that_started(tmp_path: Path):
-    requeued = {"SLURM_RESTART_COUNT": "1"}
-    assert preemption.restart_count(requeued) == 1
+    from reftlab.app.rundir import decide
+
+    assert preemption.restart_count({"SLURM_RESTART_COUNT": "1"}) == 1
     assert preemption.restart_count({}) == 0
-    assert preemption.should_resume(tmp_path, asked=False, environ=requeued) is False
+    assert decide(tmp_path, False, requeued=True, config={}).resume is False
     (tmp_path / "progress.json").write_text("{}")
-    assert preemption.should_resume(tmp_path, asked=False, environ=requeued) is True
-    assert preemption.should_resume(tmp_path, asked=False, environ={}) is False
-    assert preemption.should_resume(tmp_path, asked=True, environ={}) is True
+    assert decide(tmp_path, False, requeued=True, config={}).mode == "requeue"
+    assert decide(tmp_path, True, requeued=False, config={}).mode == "resume"
+    with pytest.raises(ReftlabError, match="already holds a run"):
+        decide(tmp_path, False, requeued=False, config={})

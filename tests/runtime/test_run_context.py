@@ -44,7 +44,12 @@ def write_marker(folder: Path) -> None:
 
 def test_progress_json_exists_from_the_start_and_names_the_running_stage(tmp_path):
     ctx = open_run(tmp_path / "run")
-    assert progress(ctx.run_dir) == {"completed": {}, "global_step": 0}
+    start = progress(ctx.run_dir)
+    assert {k: start[k] for k in ("completed", "global_step")} == {
+        "completed": {},
+        "global_step": 0,
+    }
+    assert [a["mode"] for a in start["attempts"]] == ["fresh"]
 
     def stage():
         assert progress(ctx.run_dir)["running"] == {"stage": "sft", "checkpoint": None}
@@ -54,7 +59,8 @@ def test_progress_json_exists_from_the_start_and_names_the_running_stage(tmp_pat
         return {"ok": True}
 
     ctx.stage("sft", stage)
-    assert progress(ctx.run_dir) == {
+    end = progress(ctx.run_dir)
+    assert {k: end[k] for k in ("completed", "global_step")} == {
         "completed": {"sft": {"result": {"ok": True}, "global_step": 3}},
         "global_step": 3,
     }

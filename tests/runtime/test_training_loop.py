@@ -10,6 +10,7 @@ import pytest
 import torch
 from accelerate import Accelerator
 
+from reftlab.errors import ReftlabError
 from reftlab.runtime import preemption
 from reftlab.runtime.context import RunContext
 from reftlab.runtime.loop import LOOP_STATE_FILE, TrainingLoop, linear_schedule
@@ -150,3 +151,31 @@ def test_a_non_finite_step_stops_before_it_is_logged_or_saved(tmp_path, weights)
     assert checkpoint.stage_step == 3
     state = torch.load(checkpoint.path / "trainer.pt", weights_only=False)
     assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+@pytest.mark.parametrize("damage", ["trainer.pt", "rng.pt", "state.json"])
+def test_a_damaged_newest_checkpoint_falls_back_to_the_older_one(tmp_path, capsys, damage):
+    """A kill (or a full disk) that tore the newest step checkpoint: the resumed loop warns,
+    starts from the one before, and still ends where an uninterrupted loop does."""
+    through, _ = regression(open_run(tmp_path / "through"))
+    ctx = open_run(tmp_path / "run", save_every=2)
+    ctx.stage = lambda name, fn: fn()  # the "killed" attempt records no finished stage
+    regression(ctx)
+    newest = tmp_path / "run" / "checkpoints" / "fit" / "step-6"
+    (newest / damage).write_bytes((newest / damage).read_bytes()[:20])
+    resumed_ctx = open_run(tmp_path / "run", resume=True)
+    resumed, _ = regression(resumed_ctx)
+    out = capsys.readouterr().out
+    assert "step-6" in out and "unreadable" in out and "resumed from step-4" in out
+    for a, b in zip(resumed.parameters(), through.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_every_checkpoint_damaged_is_one_clear_error(tmp_path):
+    ctx = open_run(tmp_path / "run", save_every=2)
+    ctx.stage = lambda name, fn: fn()
+    regression(ctx)
+    for folder in (tmp_path / "run" / "checkpoints" / "fit").glob("step-*"):
+        (folder / "trainer.pt").write_bytes(b"garbage")
+    with pytest.raises(ReftlabError, match="every step checkpoint of stage fit .* is unreadable"):
+        regression(open_run(tmp_path / "run", resume=True))

@@ -37,6 +37,13 @@ def train(argv: Sequence[str]) -> None:
     args = _hydra_args(argv)
     if not args.help and not args.hydra_help and not args.info and not args.shell_completion:
         precheck(args.overrides)
+        if not args.multirun:
+            from reftlab.app.rundir import check_named_dir
+
+            try:
+                check_named_dir(args.overrides)
+            except ReftlabError as exc:
+                fail(str(exc))
         check_output_root(args.overrides, args.multirun)
 
     register_configs()

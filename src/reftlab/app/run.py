@@ -1,8 +1,10 @@
 """One job: the composed config in, artifacts in the run dir out.
 
 Hydra calls `run_job` once per run (and once per point of a sweep). It converts the config to
-the typed object, validates it, records the resolved config and the plan, then hands over to the
-method's pipeline and writes `summary.json` at the end.
+the typed object, validates it, decides whether the run dir may be used (`app.rundir`: fresh,
+resume, finished, or a one-line refusal that leaves the dir as it was), records the resolved
+config and the plan, then hands over to the method's pipeline and writes `summary.json` at the
+end, with the wall time of all the run's attempts.
 
 With several processes (torchrun, or SLURM tasks) every process runs `run_job`; rank 0 alone
 writes files. Under submitit, SLURM's warning signal checkpoints and requeues the job
@@ -12,23 +14,25 @@ writes files. Under submitit, SLURM's warning signal checkpoints and requeues th
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
-import time
+import shlex
+import sys
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from reftlab.app.compose import validate_run
 from reftlab.app.plan import format_plan, make_plan
+from reftlab.app.record import write_run_record
+from reftlab.app.rundir import FORCE, Decision, decide, format_changes
 from reftlab.config import RunConfig, to_run_config
+from reftlab.errors import ReftlabError
 from reftlab.methods.registry import get_method
 from reftlab.runtime.tracking import write_json_atomic
 
-
-def write_run_record(run_dir: Path, cfg: DictConfig, plan: dict) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
-    write_json_atomic(run_dir / "plan.json", plan)
+# Exit status after Ctrl-C, as a shell reports a process that SIGINT ended (128 + 2).
+INTERRUPTED_EXIT = 130
 
 
 def run_job(cfg: DictConfig) -> float | None:
@@ -39,29 +43,20 @@ def run_job(cfg: DictConfig) -> float | None:
     if run.dry_run:
         return None
 
-    from reftlab.methods.job import run_method
-    from reftlab.runtime import distributed, preemption
+    from reftlab.runtime import distributed
 
     world = distributed.init_distributed()
     # Rank 0's run dir for all: each process's Hydra resolved `${now:...}` on its own clock.
     run_dir = Path(distributed.broadcast_object(run.output_dir))
-    if preemption.should_resume(run_dir, run.resume, os.environ) and not run.resume:
-        print(
-            f"[run] requeued by SLURM (restart {preemption.restart_count(os.environ)}): "
-            f"resuming {run_dir}",
-            flush=True,
-        )
-        run = dataclasses.replace(run, resume=True)
-    if world.is_main:
+    decision = decide_on_rank0(run_dir, run, cfg)
+    if decision.finished:
+        return report_finished(run_dir)
+    if world.is_main and decision.mode in ("fresh", FORCE):
         write_run_record(run_dir, cfg, plan)
-
-    started = time.time()
-    grace_s = preemption.grace_seconds(launcher_signal_delay(), os.environ)
-    with preemption.guard(grace_s):
-        metrics = run_method(run, run_dir)
+    run = dataclasses.replace(run, resume=decision.resume)
+    metrics = run_guarded(run, run_dir, decision)
     summary = {
         **metrics,
-        "wall_time_s": round(time.time() - started, 1),
         "method": run.method.name,
         "cot": run.cot.name,
         "dataset": run.dataset.name,
@@ -72,6 +67,84 @@ def run_job(cfg: DictConfig) -> float | None:
         write_json_atomic(run_dir / "summary.json", summary)
         print(format_summary(summary, run_dir), flush=True)
     return metrics.get("test_accuracy")
+
+
+def decide_on_rank0(run_dir: Path, run: RunConfig, cfg: DictConfig) -> Decision:
+    """Rank 0 decides what this job does with its run dir (before any process writes there);
+    every process gets the decision, or raises the same one-line error."""
+    from reftlab.runtime import distributed, preemption
+
+    outcome: Decision | str | None = None
+    if distributed.current_world().is_main:
+        requeued = preemption.restart_count(os.environ) > 0
+        try:
+            config = OmegaConf.to_container(cfg, resolve=True)
+            outcome = decide(run_dir, run.resume, requeued, config)
+        except ReftlabError as exc:
+            outcome = str(exc)
+    outcome = distributed.broadcast_object(outcome)
+    if isinstance(outcome, str):
+        raise ReftlabError(outcome)
+    if distributed.current_world().is_main:
+        announce(outcome, run_dir)
+    return outcome
+
+
+def announce(decision: Decision, run_dir: Path) -> None:
+    from reftlab.runtime import preemption
+
+    if decision.mode == "requeue":
+        restarts = preemption.restart_count(os.environ)
+        print(f"[run] requeued by SLURM (restart {restarts}): resuming {run_dir}", flush=True)
+    elif decision.mode == FORCE:
+        print(
+            f"[run] warning: resume=force continues {run_dir} with a changed config "
+            f"({format_changes(decision.changed)}); recorded in summary.json's attempts",
+            flush=True,
+        )
+
+
+def report_finished(run_dir: Path) -> float | None:
+    """`resume=true` on a finished run: say so, and leave its record as it is."""
+    print(f"[run] {run_dir} finished in an earlier attempt (summary.json); nothing to resume")
+    try:
+        return json.loads((run_dir / "summary.json").read_text()).get("test_accuracy")
+    except ValueError:
+        return None
+
+
+def run_guarded(run: RunConfig, run_dir: Path, decision: Decision) -> dict:
+    """The method, with SIGTERM and SLURM's signal turned into a checkpoint and Ctrl-C into
+    one line that says how to resume."""
+    from reftlab.methods.job import run_method
+    from reftlab.runtime import preemption
+    from reftlab.runtime.attempts import start_attempt
+    from reftlab.runtime.context import Interrupted
+    from reftlab.runtime.progress import quiet_library_bars
+
+    quiet_library_bars()
+    hint = resume_command(run_dir)
+    grace_s = preemption.grace_seconds(launcher_signal_delay(), os.environ)
+    try:
+        with preemption.guard(grace_s, resume_hint=hint):
+            return run_method(run, run_dir, start_attempt(decision.mode, decision.changed))
+    except Interrupted as stop:
+        print(f"reftlab: {stop}; resume with: {hint}", file=sys.stderr, flush=True)
+        raise SystemExit(INTERRUPTED_EXIT) from None
+
+
+def resume_command(run_dir: Path) -> str:
+    """The command line that continues this run: its overrides, its run dir, resume=true."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        overrides = list(HydraConfig.get().overrides.task)
+    except Exception:  # not started by Hydra
+        overrides = []
+    replaced = ("resume", "hydra.run.dir")
+    kept = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in replaced]
+    words = ["reftlab", *kept, f"hydra.run.dir={run_dir}", "resume=true"]
+    return " ".join(shlex.quote(w) for w in words)
 
 
 def launcher_signal_delay() -> float | None:

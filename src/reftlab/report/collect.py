@@ -188,11 +188,22 @@ def finished_stages(run_dir: Path) -> list[str]:
         return []
 
 
+def running_stage(run_dir: Path) -> str | None:
+    """The stage progress.json names as running: where a killed run stopped, even when that
+    stage (an evaluation) logged nothing yet."""
+    try:
+        running = read_json(run_dir / "progress.json").get("running") or {}
+        return str(running["stage"]) if running.get("stage") else None
+    except Exception:  # progress.json is optional detail for the note
+        return None
+
+
 def fill_partial(run: RunResult) -> None:
     """Where a run without a summary stopped: last step and stage, last evaluation."""
     run.status = PARTIAL
     last = run.records[-1]
-    run.last_step, run.last_stage = last.get("step"), last.get("stage")
+    run.last_step = last.get("step")
+    run.last_stage = running_stage(run.run_dir) or last.get("stage")
     note = f"stopped at step {run.last_step} in {run.last_stage}"
     evals = [r for r in run.records if isinstance(r.get("eval/accuracy"), int | float)]
     if evals:

@@ -4,14 +4,16 @@ A method runs its stages through `RunContext.stage(name, fn)`. A finished stage 
 `progress.json` with its result; a resumed run (`resume=true` on the same run dir) skips it and
 reuses the result, and a stage that was interrupted restarts from its last step checkpoint with
 the step counter where the checkpoint left it. Metrics already in `metrics.jsonl` are never
-rewritten: steps that a resumed stage re-runs up to what was already logged are not logged again.
+rewritten: records that a resumed stage logs again (same stage, step and metric names) are not
+logged twice, and a last line that a kill tore is cut off before anything is appended. A damaged
+step checkpoint is skipped for the next older one (`trainer_state.resume_training`).
 
 `progress.json` exists from the moment a run starts (so a killed or cancelled run leaves a
 readable partial run dir), and also names the running stage and its last step checkpoint. With
 several processes only rank 0 writes files; step checkpoints are collective (DeepSpeed writes
 one optimizer shard per rank).
 
-On SLURM's warning signal (`runtime.preemption`), loops call `preempt_requested()` at each step
+On SLURM's warning signal or SIGTERM (`runtime.preemption`), loops call `preempt_requested()` at each step
 boundary and, if it is true, save a step checkpoint and call `requeue()`; stage boundaries check
 it too.
 """
@@ -29,10 +31,51 @@ from typing import Any
 import numpy as np
 import torch
 
-from reftlab.runtime import distributed, preemption
-from reftlab.runtime.tracking import MetricsLogger, read_metrics, write_json_atomic
+from reftlab.errors import ReftlabError
+from reftlab.runtime import attempts, distributed, preemption
+from reftlab.runtime.tracking import (
+    MetricsLogger,
+    read_metrics,
+    repair_torn_tail,
+    write_json_atomic,
+)
 
 PROGRESS_FILE = "progress.json"
+# Fields every metrics.jsonl record has besides its metrics.
+RECORD_FIELDS = ("step", "stage", "time")
+# A record's identity across attempts: its stage, its step, and the names of its metrics, so
+# that a stage's evaluation logged at the step of its last training row is a record of its own.
+RecordKey = tuple[str, int, tuple[str, ...]]
+
+
+def record_key(record: dict[str, Any]) -> RecordKey:
+    names = tuple(sorted(k for k in record if k not in RECORD_FIELDS))
+    return (record["stage"], record["step"], names)
+
+
+def read_progress(path: Path) -> dict[str, Any]:
+    """progress.json, or one line saying that it cannot be read (it is written by a rename, so
+    only damage from outside tears it)."""
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+        state["completed"], state["global_step"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ReftlabError(
+            f"{path} is unreadable ({exc.__class__.__name__}: {exc}); the run cannot be resumed"
+        ) from None
+    return state
+
+
+def check_outputs_exist(stage: str, result: Any) -> None:
+    """A finished stage's model must still be where its result says (a warm-up reused from the
+    cache lives outside the run dir); one line naming it when it is gone."""
+    model_dir = result.get("model_dir") if isinstance(result, dict) else None
+    if model_dir and not Path(model_dir).is_dir():
+        raise ReftlabError(
+            f"resume: the {stage} stage finished in an earlier attempt, but its model {model_dir} "
+            "is gone (deleted from the cache?); restore that folder, or start the run again in a "
+            "new run dir"
+        )
 
 
 def capture_rng() -> dict[str, Any]:
@@ -58,6 +101,14 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+class Interrupted(Exception):
+    """Ctrl-C stopped the run at `step`, in `stage` (None between stages)."""
+
+    def __init__(self, step: int, stage: str | None) -> None:
+        super().__init__(f"interrupted at step {step}" + (f" in {stage}" if stage else ""))
+        self.step, self.stage = step, stage
+
+
 @dataclass
 class StageCheckpoint:
     """A mid-stage checkpoint: where it is and the stage's step when it was written."""
@@ -75,8 +126,10 @@ class RunContext:
     global_step: int = 0
     save_every: int = 0
     completed: dict[str, Any] = field(default_factory=dict)
-    # (stage, step) pairs already in metrics.jsonl from an earlier attempt: not logged again.
-    _logged: set[tuple[str, int]] = field(default_factory=set)
+    # Records already in metrics.jsonl from an earlier attempt (`record_key`): not logged again.
+    _logged: set[RecordKey] = field(default_factory=set)
+    # This run's attempts (`runtime.attempts`), the current one last.
+    attempts: list[dict[str, Any]] = field(default_factory=list)
     current_stage: str | None = None
     # The running stage's newest step checkpoint, for progress.json (informational only).
     _last_checkpoint: dict[str, Any] | None = None
@@ -89,34 +142,62 @@ class RunContext:
         resume: bool,
         save_every: int,
         is_main: bool = True,
+        attempt: dict[str, Any] | None = None,
     ) -> RunContext:
+        """The run's context: a fresh one, or with `resume` the state an earlier attempt left
+        in progress.json. `attempt` (from `runtime.attempts.start_attempt`) is recorded."""
         ctx = cls(run_dir=run_dir, logger=logger, is_main=is_main, save_every=save_every)
         progress = run_dir / PROGRESS_FILE
         if resume and progress.exists():
-            state = json.loads(progress.read_text())
-            ctx.completed = state["completed"]
-            ctx.global_step = state["global_step"]
-            ctx._logged = {(r["stage"], r["step"]) for r in read_metrics(run_dir) if "stage" in r}
+            ctx._load_progress(read_progress(progress))
         elif not resume and progress.exists():
-            from reftlab.errors import ReftlabError
-
             raise ReftlabError(
                 f"{run_dir} already holds a run; pass resume=true to continue it, or use a new "
                 "hydra.run.dir"
             )
         # Every process has looked for an earlier run before rank 0 starts this one's record.
         distributed.barrier()
-        if not ctx.completed:
-            ctx._save_progress()
+        ctx.attempts.append(attempt or attempts.start_attempt("resume" if resume else "fresh"))
+        ctx._save_progress()
         return ctx
+
+    def _load_progress(self, state: dict[str, Any]) -> None:
+        """Take over an earlier attempt's state, and repair what its kill may have torn."""
+        self.completed = state["completed"]
+        self.global_step = state["global_step"]
+        self.attempts = list(state.get("attempts", []))
+        attempts.close_killed(self.attempts, attempts.last_write_time(self.run_dir))
+        if self.is_main:
+            cut = repair_torn_tail(self.logger.path)
+            if cut:
+                print(
+                    f"[run] metrics.jsonl ended in a torn line ({cut} bytes, a kill in the "
+                    "middle of a write); cut it off",
+                    flush=True,
+                )
+        self._logged = {record_key(r) for r in read_metrics(self.run_dir) if "stage" in r}
+
+    # --- attempts -----------------------------------------------------------------------
+
+    def end_attempt(self) -> None:
+        """Record that this attempt ended now (finished, or stopped by a signal or an error)."""
+        if self.attempts:
+            attempts.end_attempt(self.attempts[-1])
+            self._save_progress()
+
+    def wall_time_s(self) -> float:
+        """Seconds this run has taken over all its attempts."""
+        return round(attempts.total_wall_time(self.attempts), 1)
 
     # --- stages -------------------------------------------------------------------------
 
     def stage(self, name: str, fn: Callable[[], Any]) -> Any:
         """Run `fn` as stage `name` unless an earlier attempt of this run finished it."""
         if name in self.completed:
+            result = self.completed[name]["result"]
+            check_outputs_exist(name, result)
             print(f"[{name}] finished in an earlier attempt; reusing its result", flush=True)
-            return self.completed[name]["result"]
+            return result
         self._requeue_if_requested()
         self.current_stage = name
         self._last_checkpoint = None
@@ -136,6 +217,7 @@ class RunContext:
         if not self.is_main:
             return
         state: dict[str, Any] = {"completed": self.completed, "global_step": self.global_step}
+        state["attempts"] = self.attempts
         if self.current_stage is not None:
             state["running"] = {"stage": self.current_stage, "checkpoint": self._last_checkpoint}
         write_json_atomic(self.run_dir / PROGRESS_FILE, state)
@@ -148,7 +230,8 @@ class RunContext:
         return preemption.requested()
 
     def requeue(self) -> None:
-        """Hand the job back to SLURM after the checkpoint is written (does not return)."""
+        """After the checkpoint is written: hand the job back to SLURM, or after SIGTERM exit
+        (does not return)."""
         preemption.requeue()
 
     def _requeue_if_requested(self) -> None:
@@ -162,7 +245,7 @@ class RunContext:
     ) -> None:
         stage = stage or self.current_stage or "run"
         step = self.global_step if step is None else step
-        if (stage, step) in self._logged:  # logged by the attempt this one resumes
+        if (stage, step, tuple(sorted(metrics))) in self._logged:  # logged by an earlier attempt
             return
         if self.is_main:
             self.logger.log(metrics, step=step, stage=stage)
@@ -174,12 +257,25 @@ class RunContext:
 
     def latest_checkpoint(self, stage: str) -> StageCheckpoint | None:
         """The newest complete mid-stage checkpoint of `stage`, if a previous attempt left one."""
-        root = self.checkpoint_dir(stage)
+        return next(iter(self.step_checkpoints(stage)), None)
+
+    def step_checkpoints(self, stage: str) -> list[StageCheckpoint]:
+        """The complete mid-stage checkpoints of `stage`, newest first; one whose state.json
+        cannot be read is left out with a warning."""
         candidates = []
-        for meta in root.glob("step-*/state.json"):
-            info = json.loads(meta.read_text())
-            candidates.append(StageCheckpoint(meta.parent, info["stage_step"], info["global_step"]))
-        return max(candidates, key=lambda c: c.stage_step, default=None)
+        for meta in self.checkpoint_dir(stage).glob("step-*/state.json"):
+            try:
+                info = json.loads(meta.read_text())
+                candidates.append(
+                    StageCheckpoint(meta.parent, int(info["stage_step"]), int(info["global_step"]))
+                )
+            except (ValueError, KeyError, TypeError) as exc:
+                print(
+                    f"[{stage}] warning: {meta} is unreadable ({exc.__class__.__name__}); "
+                    "skipping that checkpoint",
+                    flush=True,
+                )
+        return sorted(candidates, key=lambda c: c.stage_step, reverse=True)
 
     def should_save(self, stage_step: int) -> bool:
         return self.save_every > 0 and stage_step % self.save_every == 0
@@ -228,7 +324,7 @@ class RunContext:
         if preempted or self.should_save(stage_step):
             self.save_step_checkpoint(stage, stage_step, save_fn)
         if preempted:
-            print(f"[{stage}] checkpointed at step {stage_step} for the requeue", flush=True)
+            print(f"[{stage}] checkpointed at step {stage_step}", flush=True)
             self.requeue()
 
     def restore_step_checkpoint(self, checkpoint: StageCheckpoint) -> None:

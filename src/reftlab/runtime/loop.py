@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from reftlab.runtime.context import RunContext
 from reftlab.runtime.finite import check_step_finite
+from reftlab.runtime.progress import progress_bar
 from reftlab.runtime.trainer_state import resume_training, save_trainer_state
 
 # The loop's `state` inside a step checkpoint, beside trainer.pt and rng.pt.
@@ -116,14 +116,7 @@ class TrainingLoop:
         def save(folder: Path) -> None:
             self._save(folder, state)
 
-        bar = tqdm(
-            total=total_steps,
-            initial=start,
-            desc=self.stage,
-            unit="step",
-            dynamic_ncols=True,
-            disable=not ctx.is_main,
-        )
+        bar = progress_bar(total_steps, self.stage, initial=start, disable=not ctx.is_main)
         metrics: dict[str, Any] = {}
         for index in range(start, total_steps):
             metrics = step(index)
@@ -141,15 +134,17 @@ class TrainingLoop:
         return metrics
 
     def _resume(self, state: dict[str, Any] | None) -> int:
-        """Restore the newest step checkpoint of this stage, if any; the step to start from."""
-        start = resume_training(
+        """Restore the newest intact step checkpoint of this stage, if any; the step to start
+        from."""
+        checkpoint = resume_training(
             self.ctx, self.stage, self.accelerator, self.model, self.optimizer, self.scheduler
         )
-        if start and state is not None:
-            folder = self.ctx.latest_checkpoint(self.stage).path
+        if checkpoint is None:
+            return 0
+        if state is not None:
             state.clear()
-            state.update(json.loads((folder / LOOP_STATE_FILE).read_text()))
-        return start
+            state.update(json.loads((checkpoint.path / LOOP_STATE_FILE).read_text()))
+        return checkpoint.stage_step
 
     def _save(self, folder: Path, state: dict[str, Any] | None) -> None:
         save_trainer_state(folder, self.accelerator, self.model, self.optimizer, self.scheduler)

@@ -81,6 +81,27 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     return records
 
 
+def repair_torn_tail(path: Path) -> int:
+    """Cut a torn last line (a kill in the middle of a write) off `path`, so that the next
+    record starts on a line of its own; a complete last record that lost only its newline gets
+    it back. Returns the number of bytes cut."""
+    if not path.is_file():
+        return 0
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return 0
+    cut = data.rfind(b"\n") + 1
+    try:
+        json.loads(data[cut:])
+    except ValueError:
+        with path.open("r+b") as f:
+            f.truncate(cut)
+        return len(data) - cut
+    with path.open("ab") as f:
+        f.write(b"\n")
+    return 0
+
+
 def write_json_atomic(path: Path, payload: Any) -> None:
     """Write JSON via a temporary file and a rename, so readers never see half a file."""
     tmp = path.with_suffix(path.suffix + ".tmp")

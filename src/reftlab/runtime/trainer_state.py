@@ -9,12 +9,26 @@ own checkpoint, under `deepspeed/`.
 from __future__ import annotations
 
 import math
+import pickle
+import zipfile
 from pathlib import Path
 
 import torch
 
+from reftlab.errors import ReftlabError
+
 TRAINER_FILE = "trainer.pt"
 DEEPSPEED_FOLDER = "deepspeed"
+# What loading a damaged checkpoint file raises (torch.load of a truncated or garbled file).
+LOAD_ERRORS = (
+    OSError,
+    EOFError,
+    RuntimeError,
+    ValueError,
+    KeyError,
+    pickle.UnpicklingError,
+    zipfile.BadZipFile,
+)
 
 
 def uses_deepspeed(accelerator) -> bool:
@@ -51,16 +65,33 @@ def load_trainer_state(folder: Path, accelerator, model, optimizer, scheduler=No
         scheduler.load_state_dict(state["scheduler"])
 
 
-def resume_training(ctx, stage: str, accelerator, model, optimizer, scheduler=None) -> int:
-    """Restore the newest step checkpoint an interrupted attempt of `stage` left in the run dir,
-    with the step counter and RNG; return the stage step to start from (0 when there is none)."""
-    checkpoint = ctx.latest_checkpoint(stage)
-    if checkpoint is None:
-        return 0
-    load_trainer_state(checkpoint.path, accelerator, model, optimizer, scheduler)
-    ctx.restore_step_checkpoint(checkpoint)
-    print(f"[{stage}] resumed from {checkpoint.path.name} (global step {ctx.global_step})")
-    return checkpoint.stage_step
+def resume_training(ctx, stage: str, accelerator, model, optimizer, scheduler=None):
+    """Restore the newest intact step checkpoint an interrupted attempt of `stage` left in the
+    run dir, with the step counter and RNG; return it (None when there is none).
+
+    A checkpoint that cannot be loaded (a damaged trainer.pt or rng.pt) is skipped with a
+    warning for the next older one; when every one is damaged, one line says so.
+    """
+    checkpoints = ctx.step_checkpoints(stage)
+    for checkpoint in checkpoints:
+        try:
+            load_trainer_state(checkpoint.path, accelerator, model, optimizer, scheduler)
+            ctx.restore_step_checkpoint(checkpoint)
+        except LOAD_ERRORS as exc:
+            print(
+                f"[{stage}] warning: checkpoint {checkpoint.path.name} is unreadable "
+                f"({exc.__class__.__name__}); trying an older one",
+                flush=True,
+            )
+            continue
+        print(f"[{stage}] resumed from {checkpoint.path.name} (global step {ctx.global_step})")
+        return checkpoint
+    if checkpoints:
+        raise ReftlabError(
+            f"every step checkpoint of stage {stage} in {ctx.checkpoint_dir(stage)} is "
+            "unreadable; the run cannot resume that stage"
+        )
+    return None
 
 
 def grad_norm_value(norm) -> float:

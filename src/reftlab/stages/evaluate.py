@@ -16,11 +16,10 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from reftlab.data import Example
 from reftlab.rewards import check_choice_hacking
 from reftlab.rewards.scorer import Scorer
+from reftlab.runtime.progress import progress_bar
 from reftlab.sandbox.result import ExecResult
 from reftlab.stages.engines import HF, RolloutEngine
 from reftlab.stages.reward_model import pick_top
@@ -278,9 +277,7 @@ def predict(
     records: list[dict] = []
     greedy_texts: list[str] = []
     exec_results: list[ExecResult] = []
-    bar = tqdm(
-        total=len(examples), desc=desc, unit="q", dynamic_ncols=True, disable=not show_progress
-    )
+    bar = progress_bar(len(examples), desc, unit="q", disable=not show_progress)
     for start in range(0, len(examples), batch_size):
         chunk = list(examples[start : start + batch_size])
         prompts = [make_prompt(e) for e in chunk]

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from reftlab.data import Example
@@ -28,6 +27,7 @@ from reftlab.models.pretrained import resolve_dtype
 from reftlab.rewards.scorer import Scorer
 from reftlab.runtime.context import RunContext
 from reftlab.runtime.loop import Shown, TrainingLoop, linear_schedule
+from reftlab.runtime.progress import progress_bar
 from reftlab.runtime.trainer_state import grad_norm_value
 from reftlab.stages.batches import encode_pairs, epoch_position, step_rows
 from reftlab.stages.engines import HF, RolloutEngine
@@ -222,9 +222,7 @@ def sample_labelled(
 ) -> LabelledSamples:
     """``s.samples`` solutions per question from ``model`` at ``s.temperature``, scored."""
     out = LabelledSamples()
-    bar = tqdm(
-        total=len(examples), desc="reward_model samples", unit="q", disable=not show_progress
-    )
+    bar = progress_bar(len(examples), "reward_model samples", unit="q", disable=not show_progress)
     for start in range(0, len(examples), s.generation_batch_size):
         chunk = list(examples[start : start + s.generation_batch_size])
         prompts = [make_prompt(e) for e in chunk]

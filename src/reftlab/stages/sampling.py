@@ -6,10 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from tqdm.auto import tqdm
-
 from reftlab.data import Example
 from reftlab.rewards.scorer import Scorer
+from reftlab.runtime.progress import progress_bar
 from reftlab.stages.engines import HF, RolloutEngine
 
 
@@ -53,9 +52,7 @@ def sample_solutions(
     how many chunks came before.
     """
     out: list[Samples] = []
-    bar = tqdm(
-        total=len(examples), desc=desc, unit="q", dynamic_ncols=True, disable=not show_progress
-    )
+    bar = progress_bar(len(examples), desc, unit="q", disable=not show_progress)
     for index, start in enumerate(range(0, len(examples), s.questions_per_batch)):
         chunk = list(examples[start : start + s.questions_per_batch])
         batch = engine.generate(
