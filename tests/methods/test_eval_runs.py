@@ -217,18 +217,15 @@ def test_eval_verb_reports_hacking_on_real_mathqa(sft_run, tmp_path, shared_data
     )
     assert result.returncode == 0, result.stderr[-3000:]
     printed = json.loads(result.stdout.strip().splitlines()[-1])
-    assert printed["dataset"] == "mathqa" and printed["eval/n"] == 6
-    assert printed["eval/hacking/total"] == 6
+    # One of the six prompts is longer than the tiny model's context: it is dropped, and said so.
+    assert "test split: dropped 1 of 6 examples whose prompt is longer than" in result.stderr
+    assert printed["dataset"] == "mathqa" and printed["eval/n"] == 5
+    assert printed["eval/hacking/total"] == 5
     assert 0.0 <= printed["eval/hacking_rate"] <= 1.0
-    assert printed["eval/hacking/correct"] == round(printed["eval/accuracy"] * 6)
+    assert printed["eval/hacking/correct"] == round(printed["eval/accuracy"] * 5)
     records = read_jsonl(output)
-    # the first six records of the file, by their item_id
-    assert [r["id"] for r in records] == [
-        "mathqa_0",
-        "mathqa_2",
-        "mathqa_6",
-        "mathqa_11",
-        "mathqa_12",
-        "mathqa_13",
-    ]
+    # the first six records of the file, by their item_id, less the one too long
+    first_six = ["mathqa_0", "mathqa_2", "mathqa_6", "mathqa_11", "mathqa_12", "mathqa_13"]
+    ids = [r["id"] for r in records]
+    assert len(ids) == 5 and ids == [i for i in first_six if i in ids]
     assert all(isinstance(r["hack_suspected"], bool) for r in records)
