@@ -401,6 +401,16 @@ def test_prefixrl_samples_to_target_count_the_rejection_samples(tmp_path):
     assert "moving average over 2 step(s)" in section.notes[0]
 
 
+def test_a_back_generalisation_gain_inside_the_noise_is_not_called_holding(tmp_path, monkeypatch):
+    # PrefixRL 34.0% against its warm-up 33.0%: +1.0 points, the interval [-3.0, +5.0] holds 0.
+    monkeypatch.setitem(PREFIXRL_ACCURACY, "prefix", 0.34)
+    section = make_report(write_prefixrl(tmp_path), plots=False).section
+    assert section.verdicts[2].endswith(
+        "measured: PrefixRL 34.0% against its warm-up 33.0% (gain +1.0 [-3.0, +5.0]: the 95% "
+        "interval includes 0): not shown: the gain is within the noise"
+    )
+
+
 def test_prefixrl_without_its_baseline_says_so(tmp_path):
     report = make_report(write_prefixrl(tmp_path, uses=("prefix", "none")))
     section = report.section

@@ -48,6 +48,12 @@ def environment(cache: Path) -> dict[str, str]:
     return {**os.environ, "REFTLAB_CACHE": str(cache)}
 
 
+def default_sigint() -> None:
+    """In the child: Ctrl-C's default handling, which a shell's background job (`pytest &`,
+    nohup) would otherwise pass down as ignored, as a user's terminal has it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(run_dir: Path, cache: Path, log: Path, *overrides: str) -> subprocess.Popen:
     """A run in the background, its stdout and stderr in `log`.out / `log`.err (not terminals)."""
     return subprocess.Popen(
@@ -56,6 +62,7 @@ def start(run_dir: Path, cache: Path, log: Path, *overrides: str) -> subprocess.
         stderr=log.with_suffix(".err").open("w"),
         env=environment(cache),
         start_new_session=True,
+        preexec_fn=default_sigint,
     )
 
 

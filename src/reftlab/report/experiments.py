@@ -442,10 +442,13 @@ def back_generalisation_verdict(arms: dict[str, Arm]) -> str:
     test = mean([r.test_accuracy for r in done])
     warmup = mean([r.accuracies["warmup_test_accuracy"] for r in done])
     measured = f"PrefixRL {format_percent(test)} against its warm-up {format_percent(warmup)}"
-    if len(done) == 1 and done[0].gain is not None:
-        interval = "above 0" if done[0].gain[1] > 0 else "includes 0"
-        measured += f" (gain {format_gain(done[0].gain)}: the 95% interval {interval})"
     holds = "holds" if test - warmup > TOLERANCE else "does not hold"
+    if len(done) == 1 and done[0].gain is not None:
+        above = done[0].gain[1] > 0
+        interval = "above 0" if above else "includes 0"
+        measured += f" (gain {format_gain(done[0].gain)}: the 95% interval {interval})"
+        if not above and holds == "holds":
+            holds = "not shown: the gain is within the noise"
     return f"{claim}; measured: {measured}: {holds}"
 
 
