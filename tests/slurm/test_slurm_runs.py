@@ -272,3 +272,21 @@ def test_two_tasks_of_one_job_train_data_parallel(slurm_cluster, tmp_path):
     two, one = load_file(run_dir / final), load_file(tmp_path / "one" / final)
     for name in one:
         torch.testing.assert_close(two[name], one[name], rtol=0, atol=1e-6)
+
+
+def test_a_gpu_profile_on_a_cluster_without_gpus_is_one_line(slurm_cluster, tmp_path):
+    """The GPU profile (`hydra/launcher=slurm`, one GPU a task) submitted to this cluster, which
+    has none: the real sbatch refuses the gres request, and reftlab says so in one line naming
+    the overrides that fix it, exit 2."""
+    command = reftlab_command(tmp_path / "sweep", "method=sft", "budget=smoke")
+    command[command.index("hydra/launcher=slurm_local")] = "hydra/launcher=slurm"
+    # Within this node's CPUs and memory, so that the GPU request is what sbatch refuses.
+    command += ["hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1"]
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=120, env=job_env(tmp_path / "cache")
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("reftlab: error: sbatch refused the job: the cluster's default")
+    assert "no GPUs" in last and "hydra/launcher=slurm_local" in last
