@@ -217,7 +217,9 @@ def test_wall_time_counts_every_attempt(story):
     spans = [a["ended"] - a["started"] for a in summary["attempts"]]
     assert all(span > 0 for span in spans)
     assert summary["wall_time_s"] == pytest.approx(sum(spans), abs=0.2)
-    assert summary["wall_time_s"] > spans[-1] + 1
+    # Not the last attempt's alone: the three stopped ones add their time (under a second in
+    # all on a fast idle CPU; wall_time_s is rounded to 0.1 s).
+    assert len(spans) == 4 and summary["wall_time_s"] > spans[-1] + 0.15
 
 
 def test_a_kill_leaves_no_temporary_folder_and_the_cache_is_group_readable(story):
