@@ -49,3 +49,14 @@ def test_resume_refuses_a_changed_config_unless_forced(tmp_path):
         decide(tmp_path, True, requeued=False, config={"seed": 0, "method": {"kl_coef": 0.05}}).mode
         == "resume"
     )
+
+
+def test_resuming_a_sweep_starts_the_jobs_it_never_reached(tmp_path):
+    # `reftlab -m ... resume=true`: a job dir the stopped sweep never created holds no run.
+    assert (
+        decide(tmp_path / "5_seed=1", True, requeued=False, config={}, in_sweep=True).resume
+        is False
+    )
+    # A single run's mistyped dir stays an error.
+    with pytest.raises(ReftlabError, match="no run to resume"):
+        decide(tmp_path / "5_seed=1", True, requeued=False, config={})

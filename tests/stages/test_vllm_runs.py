@@ -108,6 +108,10 @@ def test_the_readmes_laptop_command_at_smoke_budget(tmp_path, shared_cache, shar
         "method.sft_batch_size=8",
         "method.batch_size=4",
         "method.mini_batch_size=4",
+        # One SFT step (a real model's step is most of this test's time) and the two PPO steps
+        # of 4 questions; 8 test problems at each evaluation.
+        "budget.max_train_examples=8",
+        "budget.max_test_examples=8",
         # The untouched model's programs can loop; 2 s instead of the paper's 10 keeps CI short.
         "cot.program_timeout_s=2",
         f"hydra.run.dir={run_dir}",

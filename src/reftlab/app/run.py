@@ -79,7 +79,7 @@ def decide_on_rank0(run_dir: Path, run: RunConfig, cfg: DictConfig) -> Decision:
         requeued = preemption.restart_count(os.environ) > 0
         try:
             config = OmegaConf.to_container(cfg, resolve=True)
-            outcome = decide(run_dir, run.resume, requeued, config)
+            outcome = decide(run_dir, run.resume, requeued, config, in_sweep=is_sweep_job())
         except ReftlabError as exc:
             outcome = str(exc)
     outcome = distributed.broadcast_object(outcome)
@@ -88,6 +88,14 @@ def decide_on_rank0(run_dir: Path, run: RunConfig, cfg: DictConfig) -> Decision:
     if distributed.current_world().is_main:
         announce(outcome, run_dir)
     return outcome
+
+
+def is_sweep_job() -> bool:
+    """Whether Hydra launched this job as one point of a sweep (`reftlab -m`)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def announce(decision: Decision, run_dir: Path) -> None:

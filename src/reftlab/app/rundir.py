@@ -92,9 +92,16 @@ def recorded_config(run_dir: Path) -> dict[str, Any] | None:
         ) from None
 
 
-def decide(run_dir: Path, resume: bool | str, requeued: bool, config: dict[str, Any]) -> Decision:
+def decide(
+    run_dir: Path,
+    resume: bool | str,
+    requeued: bool,
+    config: dict[str, Any],
+    in_sweep: bool = False,
+) -> Decision:
     """Fresh, resume or finished for `config` (the resolved config) in `run_dir`; raises
-    `ReftlabError` for a command that must not touch the dir."""
+    `ReftlabError` for a command that must not touch the dir. A job of a sweep (`-m`) resumed
+    with `resume=true` whose dir holds no run starts it: the sweep stopped before reaching it."""
     asked = resume is True or resume == FORCE
     if not asked and not requeued:
         if holds_run(run_dir):
@@ -104,7 +111,7 @@ def decide(run_dir: Path, resume: bool | str, requeued: bool, config: dict[str, 
             )
         return Decision(resume=False)
     if not holds_run(run_dir):
-        if requeued:
+        if requeued or in_sweep:
             return Decision(resume=False)
         raise ReftlabError(
             f"resume=true: no run to resume in {run_dir} (no progress.json or config.yaml); "
