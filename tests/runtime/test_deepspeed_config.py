@@ -8,46 +8,33 @@ import json
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
-from reftlab.app.compose import conf_dir, register_configs, validate_run
-from reftlab.config import ConfigError, to_run_config
+from reftlab.app.compose import validate_run
+from reftlab.config import ConfigError
 from reftlab.errors import ReftlabError
 from reftlab.runtime.deepspeed import check_usable, load_config, make_plugin, resolve_config
 
 HAS_GPU_AND_DEEPSPEED = torch.cuda.is_available() and importlib.util.find_spec("deepspeed")
 
 
-@pytest.fixture(scope="module")
-def composed():
-    register_configs()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        yield lambda *overrides: to_run_config(
-            compose("config", overrides=[*overrides, "output_dir=."])
-        )
-    GlobalHydra.instance().clear()
-
-
-def test_defaults_are_one_shard_and_no_deepspeed(composed):
-    run = composed()
+def test_defaults_are_one_shard_and_no_deepspeed(composer):
+    run = composer()
     assert (run.grad_accum, run.deepspeed) == (1, None)
     validate_run(run)
 
 
-def test_shipped_zero2_is_zero_stage_2(composed):
-    run = composed("deepspeed=zero2")
+def test_shipped_zero2_is_zero_stage_2(composer):
+    run = composer("deepspeed=zero2")
     validate_run(run)
     config = json.loads(resolve_config("zero2").read_text())
     assert config["zero_optimization"]["stage"] == 2
     assert config["gradient_accumulation_steps"] == 1
 
 
-def test_a_deepspeed_json_path_is_accepted(composed, tmp_path):
+def test_a_deepspeed_json_path_is_accepted(composer, tmp_path):
     path = tmp_path / "zero1.json"
     path.write_text(json.dumps({"zero_optimization": {"stage": 1}}))
-    validate_run(composed(f"deepspeed={path}"))
+    validate_run(composer(f"deepspeed={path}"))
     assert load_config(str(path))["zero_optimization"]["stage"] == 1
 
 
@@ -61,9 +48,9 @@ def test_a_deepspeed_json_path_is_accepted(composed, tmp_path):
         (["save_every=-1"], "save_every=-1 must be >= 0"),
     ],
 )
-def test_invalid_scale_out_settings_fail_with_what_to_change(composed, overrides, message):
+def test_invalid_scale_out_settings_fail_with_what_to_change(composer, overrides, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        validate_run(composed(*overrides))
+        validate_run(composer(*overrides))
 
 
 def test_a_json_without_zero_section_or_with_zero3_is_rejected(tmp_path):
