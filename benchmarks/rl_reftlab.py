@@ -28,7 +28,7 @@ import reftlab.stages.rl as rl
 from reftlab.methods.env import make_accelerator
 from reftlab.runtime.context import RunContext, seed_everything
 from reftlab.runtime.tracking import MetricsLogger
-from reftlab.stages.engines import HF, VLLMSettings
+from reftlab.stages.engines import LiveEngine, VLLMSettings
 from reftlab.stages.rl import RLSettings
 
 PHASES = ("generate", "score", "experience", "update")
@@ -101,8 +101,8 @@ def mean_response_length(batch) -> float:
 
 
 def make_engine(name: str, w: Workload):
-    if name == "hf":
-        return HF
+    if name in ("hf", "static"):
+        return LiveEngine(name)
     from reftlab.stages.vllm_engine import VLLMEngine
 
     dtype = "bfloat16" if w.precision == "bf16" else "float32"

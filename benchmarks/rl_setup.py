@@ -199,7 +199,10 @@ def run_side(run, doc: str) -> None:
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--workload", choices=sorted(WORKLOADS), default="tiny")
     parser.add_argument(
-        "--engine", choices=("hf", "vllm"), default="hf", help="what samples (both sides)"
+        "--engine",
+        choices=("hf", "static", "vllm"),
+        default="hf",
+        help="what samples (static: reftlab's own decoder, reftlab's side only)",
     )
     args = parser.parse_args()
     if args.threads:

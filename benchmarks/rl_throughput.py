@@ -264,7 +264,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--threads", type=int, help="torch threads of both sides")
     parser.add_argument("--workload", choices=sorted(WORKLOADS), default="tiny")
-    parser.add_argument("--reftlab-engine", choices=("hf", "vllm"), default="hf")
+    parser.add_argument("--reftlab-engine", choices=("hf", "static", "vllm"), default="static")
     parser.add_argument("--trl-engine", choices=("hf", "vllm"), default="hf")
     args = parser.parse_args()
     engines = {"reftlab": args.reftlab_engine, "trl": args.trl_engine}

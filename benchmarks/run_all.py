@@ -152,18 +152,25 @@ def main() -> None:
     sandbox = run_sandbox(args.programs)
     print(format_sandbox(sandbox))
 
-    heading("RL iteration throughput: reftlab vs TRL GRPOTrainer")
+    # Each side at its fastest on the tiny model: reftlab's static decoder, TRL's generate.
+    tiny_engines = {"reftlab": "static", "trl": "hf"}
+    heading("RL iteration throughput: reftlab (static decoder) vs TRL GRPOTrainer (generate)")
     w = rl_throughput.WORKLOAD
     print(
         f"{w.prompts_per_step} prompts x {w.completions_per_prompt} completions per iteration, "
         f"max {w.max_new_tokens} new tokens, temperature {w.temperature}"
     )
-    rl = run_rl(args.rounds, args.warmup, args.steps, args.threads or None)
+    rl = run_rl(args.rounds, args.warmup, args.steps, args.threads or None, "tiny", tiny_engines)
     rl_default_threads = None
     if args.default_threads_rounds and args.threads:
         heading("RL iteration throughput with torch's default thread count (for reference)")
         rl_default_threads = run_rl(
-            args.default_threads_rounds, args.warmup, args.default_threads_steps, None
+            args.default_threads_rounds,
+            args.warmup,
+            args.default_threads_steps,
+            None,
+            "tiny",
+            tiny_engines,
         )
 
     rl_real = None

@@ -31,7 +31,7 @@ LOGGERS = ("jsonl", "wandb")
 TRACE_SOURCES = ("rejection", "file")
 OFFPOLICY_USES = ("prefix", "sft", "none")
 RESTARTS = ("base", "warmup")
-ROLLOUT_ENGINES = ("hf", "vllm")
+ROLLOUT_ENGINES = ("hf", "static", "vllm")
 VLLM_DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
@@ -505,10 +505,10 @@ class RolloutConfig(Node):
     def check(self) -> None:
         super().check()
         one_of(self.engine, ROLLOUT_ENGINES, "rollout.engine")
-        if self.tis_cap is not None and self.engine == "hf":
+        if self.tis_cap is not None and self.engine != "vllm":
             raise ConfigError(
                 "rollout.tis_cap corrects the gap between vLLM's sampling log-probs and the "
-                "trainer's; with rollout.engine=hf they are the same model, so drop it"
+                f"trainer's; with rollout.engine={self.engine} they are the same model, so drop it"
             )
         self.vllm.check()
 

@@ -251,6 +251,7 @@ def test_rollout_engine_vllm_without_vllm_is_one_line_naming_the_fix(composer, m
         (["rollout.engine=sglang"], "rollout.engine=sglang is not valid"),
         (["rollout.engine=vllm", "rollout.tis_cap=0.5"], r"tis_cap=0.5 must be >= 1"),
         (["rollout.tis_cap=2"], "with rollout.engine=hf they are the same model"),
+        (["rollout.engine=static", "rollout.tis_cap=2"], "engine=static they are the same model"),
         (["rollout.vllm.gpu_memory_utilization=1.5"], r"must lie in \(0, 1\)"),
         (["rollout.vllm.cpu_kv_cache_gb=0"], "cpu_kv_cache_gb=0.0 must be > 0"),
         (["rollout.vllm.dtype=int8"], "rollout.vllm.dtype=int8 is not valid"),

@@ -63,8 +63,8 @@ def test_loads_with_chat_template_and_generates(smollm2):
     batch = generate(model, tokenizer, prompts, 6, do_sample=False)
     assert batch.response_ids.shape[0] == 2
     assert all(text.strip() for text in batch.texts)
-    loop = generate(model, tokenizer, prompts, 6, do_sample=False, decoder="loop")
-    assert loop.texts == batch.texts
+    static = generate(model, tokenizer, prompts, 6, do_sample=False, decoder="static")
+    assert static.texts == batch.texts
     sampled = generate(model, tokenizer, prompts, 6, seed=0, return_logprobs=True)
     with torch.no_grad():
         logprobs = compute_logprobs(

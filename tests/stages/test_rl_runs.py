@@ -150,6 +150,25 @@ def test_same_seed_gives_the_same_metrics_with_or_without_evaluations_during_tra
 
 
 @pytest.mark.slow
+def test_the_static_engine_trains_and_the_same_seed_repeats_the_run(tmp_path):
+    method = "reft"  # every method samples through the same engine call
+    steps = ["budget.max_rl_steps=3", "method.batch_size=16", "method.mini_batch_size=16"]
+    runs = []
+    for i in range(2):  # the second run reuses the first's cached warm-up
+        run_dir = tmp_path / f"run{i}"
+        reftlab(run_dir, tmp_path / "cache", f"method={method}", "rollout.engine=static", *steps)
+        runs.append(
+            [{k: v for k, v in r.items() if k != "time"} for r in metrics(run_dir)
+             if r["stage"] != "sft_warmup"]
+        )  # fmt: skip
+        assert "engine: static" in (run_dir / "config.yaml").read_text()
+    first, second = runs
+    rl = [r for r in first if any(k.startswith("train/") for k in r)]
+    assert len(rl) == 3 and all(r["train/reward_mean"] >= 0 for r in rl)
+    assert first == second
+
+
+@pytest.mark.slow
 def test_a_second_run_reuses_the_warmup(tmp_path):
     cache = tmp_path / "cache"
     reftlab(tmp_path / "a", cache, "method=reft", "method.kl_coef=0.05")

@@ -4,6 +4,7 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
+from reftlab.errors import ReftlabError
 from reftlab.models import PolicyWithValue, disable_dropout
 from reftlab.stages.rollout import (
     collate_rollouts,
@@ -14,8 +15,9 @@ from reftlab.stages.rollout import (
     right_pad,
     truncate_at_eos,
 )
+from reftlab.stages.static_decoder import sample
 
-DECODERS = ["hf", "loop"]
+DECODERS = ["hf", "static"]
 
 
 # --- pure helpers ----------------------------------------------------------------------------
@@ -79,10 +81,10 @@ def test_greedy_is_deterministic_and_stops_at_eos(trained_model, tokenizer, trai
 def test_engines_agree_under_greedy(trained_model, tokenizer, trained_pairs):
     prompts = _prompts(trained_pairs) + ["Ann has 12 pens and", "Q: 3 + 3 = "]
     hf = generate(trained_model, tokenizer, prompts, 10, do_sample=False, decoder="hf")
-    loop = generate(trained_model, tokenizer, prompts, 10, do_sample=False, decoder="loop")
-    assert torch.equal(hf.input_ids, loop.input_ids)
-    assert torch.equal(hf.response_mask, loop.response_mask)
-    assert hf.texts == loop.texts
+    static = generate(trained_model, tokenizer, prompts, 10, do_sample=False, decoder="static")
+    assert torch.equal(hf.input_ids, static.input_ids)
+    assert torch.equal(hf.response_mask, static.response_mask)
+    assert hf.texts == static.texts
 
 
 @pytest.mark.parametrize("engine", DECODERS)
@@ -235,7 +237,7 @@ def test_values_need_a_policy_with_value(build_small, tokenizer):
 
 def test_bad_arguments_fail_clearly(build_small, tokenizer):
     model = build_small()
-    with pytest.raises(ValueError, match="known: hf, loop"):
+    with pytest.raises(ValueError, match="known: hf, static"):
         generate(model, tokenizer, ["Tom"], 3, decoder="vllm")
     with pytest.raises(ValueError, match="max_new_tokens"):
         generate(model, tokenizer, ["Tom"], 0)
@@ -245,10 +247,7 @@ def test_bad_arguments_fail_clearly(build_small, tokenizer):
         generate(model, tokenizer, ["Tom", ""], 3)
 
 
-@pytest.mark.parametrize("engine", DECODERS)
-def test_absolute_position_model_sees_sampling_positions(tokenizer, engine):
-    # RoPE models ignore a constant position offset; GPT-2's learned positions do not, so this
-    # checks that left-padded rows are scored at the positions they were sampled at.
+def _gpt2(tokenizer):
     config = GPT2Config(
         vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=4, n_positions=128,
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
@@ -258,6 +257,14 @@ def test_absolute_position_model_sees_sampling_positions(tokenizer, engine):
         torch.manual_seed(0)
         model = GPT2LMHeadModel(config)
     disable_dropout(model)  # GPT-2 has dropout; the sampling passes run without it
+    return model
+
+
+def test_absolute_position_model_sees_sampling_positions(tokenizer):
+    engine = "hf"  # the static decoder runs the Llama layout only (refused below)
+    # RoPE models ignore a constant position offset; GPT-2's learned positions do not, so this
+    # checks that left-padded rows are scored at the positions they were sampled at.
+    model = _gpt2(tokenizer)
     short, longer = "Tom has 3", "Mia has 865 apples and buys 395 more. How many apples?"
     alone = generate(model, tokenizer, [short], 8, do_sample=False, decoder=engine)
     batched = generate(model, tokenizer, [longer, short], 8, do_sample=False, decoder=engine)
@@ -265,6 +272,94 @@ def test_absolute_position_model_sees_sampling_positions(tokenizer, engine):
     sampled = generate(
         model, tokenizer, [longer, short], 8, seed=0, decoder=engine, return_logprobs=True
     )
+    with torch.no_grad():
+        logprobs = compute_logprobs(
+            model, sampled.input_ids, sampled.attention_mask, sampled.response_mask
+        )
+    torch.testing.assert_close(logprobs, sampled.logprobs, atol=1e-4, rtol=0)
+
+
+# --- the static decoder -------------------------------------------------------------------------
+
+
+def test_static_decoder_refuses_other_layouts_in_one_line(tokenizer):
+    with pytest.raises(ReftlabError, match="gpt2: use rollout.engine=hf or rollout.engine=vllm"):
+        generate(_gpt2(tokenizer), tokenizer, ["Tom has 3"], 4, decoder="static")
+
+
+def test_static_sampler_draws_each_token_at_its_probability():
+    probs = torch.tensor([0.5, 0.0, 0.3, 0.2, 0.0])
+    logits = probs.clamp_min(1e-30).log().expand(40_000, -1)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        tokens = sample(logits, temperature=1.0, top_p=1.0, do_sample=True)
+    frequency = torch.bincount(tokens, minlength=5).float() / len(tokens)
+    torch.testing.assert_close(frequency, probs, atol=0.01, rtol=0)  # 5 sigma is 0.0125
+    # Temperature 2 flattens: p_i ** (1/2), renormalised.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        tokens = sample(logits, temperature=2.0, top_p=1.0, do_sample=True)
+    tempered = probs.sqrt() / probs.sqrt().sum()
+    frequency = torch.bincount(tokens, minlength=5).float() / len(tokens)
+    torch.testing.assert_close(frequency, tempered, atol=0.01, rtol=0)
+    # The nucleus of 0.7 keeps 0.5 and 0.3 (the mass before 0.3 is 0.5 < 0.7), renormalised.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(2)
+        tokens = sample(logits, temperature=1.0, top_p=0.7, do_sample=True)
+    frequency = torch.bincount(tokens, minlength=5).float() / len(tokens)
+    torch.testing.assert_close(frequency, torch.tensor([0.625, 0, 0.375, 0, 0]), atol=0.01, rtol=0)
+
+
+def test_static_decoder_samples_the_weights_it_is_given(build_small, tokenizer):
+    # No sync step: after the weights change, its greedy continuation is the new model's.
+    model = build_small(seed=3)
+    prompts = ["Tom has 3", "Mia has 865 apples and buys 395 more."]
+    before = generate(model, tokenizer, prompts, 10, do_sample=False, decoder="static")
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.2)
+    after = generate(model, tokenizer, prompts, 10, do_sample=False, decoder="static")
+    reference = generate(model, tokenizer, prompts, 10, do_sample=False, decoder="hf")
+    assert torch.equal(after.input_ids, reference.input_ids)
+    assert not torch.equal(
+        after.response_ids, before.response_ids[:, : after.response_ids.shape[1]]
+    )
+
+
+def _layout(tokenizer, kind: str):
+    """Small random models of the other Llama-family layouts: grouped-query attention with
+    biases in every projection (Llama's `attention_bias`, `mlp_bias`), and Qwen2 (q, k and v
+    biases, its own rotary base)."""
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+    common = dict(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )  # fmt: skip
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(4)
+        if kind == "qwen2":
+            model = Qwen2ForCausalLM(Qwen2Config(**common, rope_theta=1e6))
+        else:
+            model = LlamaForCausalLM(LlamaConfig(**common, attention_bias=True, mlp_bias=True))
+        for parameter in model.parameters():  # biases start at 0; give them something to do
+            parameter.data.normal_(0, 0.2)
+    return model.eval()
+
+
+@pytest.mark.parametrize("kind", ["llama_gqa_bias", "qwen2"])
+def test_static_decoder_runs_grouped_query_heads_and_biases_as_the_model_does(tokenizer, kind):
+    model = _layout(tokenizer, kind)
+    prompts = ["Tom has 3", "Mia has 865 apples and buys 395 more. How many apples?"]
+    hf = generate(model, tokenizer, prompts, 12, do_sample=False, decoder="hf")
+    static = generate(model, tokenizer, prompts, 12, do_sample=False, decoder="static")
+    assert torch.equal(hf.input_ids, static.input_ids)
+    sampled = generate(
+        model, tokenizer, prompts, 12, seed=0, decoder="static", return_logprobs=True,
+        num_return_sequences=2,
+    )  # fmt: skip
     with torch.no_grad():
         logprobs = compute_logprobs(
             model, sampled.input_ids, sampled.attention_mask, sampled.response_mask

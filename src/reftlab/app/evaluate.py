@@ -150,7 +150,7 @@ def evaluate_on_test(
 
     e = run.eval
     # The model's weights are what they are: the engine computes in the dtype they were loaded in.
-    engine = make_run_engine(run, mixed_precision="no")
+    engine = make_run_engine(run, "no", model)
     with make_scorer(run) as scorer:
         return evaluate_model(
             model,

@@ -27,6 +27,7 @@ from reftlab.runtime import distributed
 from reftlab.runtime.context import RunContext, seed_everything
 from reftlab.stages.engines import (
     HF,
+    STATIC,
     RolloutEngine,
     VLLMSettings,
     check_engine_available,
@@ -143,18 +144,25 @@ def setup(run: RunConfig, ctx: RunContext) -> tuple[Env, torch.nn.Module]:
     splits = fit_to_context(run, splits, tokenizer)
     model.to(accelerator.device)
     scorer = make_scorer(run)
-    engine = make_run_engine(run, accelerator.mixed_precision)
+    engine = make_run_engine(run, accelerator.mixed_precision, model)
     env = Env(run, schedule, ctx, accelerator, splits, tokenizer, scorer, ctx.run_dir, engine)
     return env, model
 
 
-def make_run_engine(run: RunConfig, mixed_precision: str) -> RolloutEngine:
-    """The `rollout` node's engine. vLLM starts lazily, at its first sample, from the weights of
-    the model it samples; it computes in bf16 when training does (`rollout.vllm.dtype=auto`)."""
+def make_run_engine(run: RunConfig, mixed_precision: str, model) -> RolloutEngine:
+    """The `rollout` node's engine for `model`. vLLM starts lazily, at its first sample, from the
+    weights of the model it samples; it computes in bf16 when training does
+    (`rollout.vllm.dtype=auto`)."""
     r = run.rollout
     check_engine_available(r.engine)
     if r.engine == "hf":
         return HF
+    if r.engine == "static":
+        from reftlab.models.value import unwrap_policy
+        from reftlab.stages.static_decoder import check_supported
+
+        check_supported(unwrap_policy(model))
+        return STATIC
     from reftlab.stages.vllm_engine import VLLMEngine
 
     dtype = "bfloat16" if r.vllm.dtype == "auto" and mixed_precision == "bf16" else r.vllm.dtype

@@ -1,4 +1,4 @@
-"""Rollout engines: one interface for everything that samples, two engines behind it.
+"""Rollout engines: one interface for everything that samples, three engines behind it.
 
 Every stage that samples (RL rollouts, self-training, PrefixRL's rejection sampling, evaluation,
 reward-model labelling) calls ``engine.generate(model, tokenizer, prompts, ...)`` and gets a
@@ -6,6 +6,9 @@ reward-model labelling) calls ``engine.generate(model, tokenizer, prompts, ...)`
 ``rollout.engine``:
 
 - ``hf``: transformers' ``generate`` on the live policy (the default; nothing to install).
+- ``static``: reftlab's own decoder on the live policy, for Llama-family models
+  (:mod:`reftlab.stages.static_decoder`): the same completions, less time per token on small
+  models.
 - ``vllm``: a vLLM engine colocated in the training process (:mod:`reftlab.stages.vllm_engine`),
   built once from the policy's weights and given the new weights in memory whenever the policy
   changed since it last sampled.
@@ -75,11 +78,18 @@ class RolloutEngine(Protocol):
 
 
 @dataclass(frozen=True)
-class HFEngine:
-    """transformers' ``generate`` on the live model: always current, no weights to sync."""
+class LiveEngine:
+    """Sampling from the live model in the training process: always current, no weights to sync.
 
+    ``decoder`` is ``hf`` (transformers' ``generate``) or ``static`` (reftlab's decoder for
+    Llama-family models, :mod:`reftlab.stages.static_decoder`)."""
+
+    decoder: str = "hf"
     micro_batch_size: int = 64
-    name: str = "hf"
+
+    @property
+    def name(self) -> str:
+        return self.decoder
 
     def generate(
         self,
@@ -106,13 +116,15 @@ class HFEngine:
             num_return_sequences=num_return_sequences,
             seed=seed,
             micro_batch_size=self.micro_batch_size,
+            decoder=self.decoder,
         )
 
     def close(self) -> None:
         pass
 
 
-HF = HFEngine()
+HF = LiveEngine("hf")
+STATIC = LiveEngine("static")
 
 
 def vllm_installed() -> bool:

@@ -29,8 +29,9 @@ from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from reftlab.models.value import PolicyWithValue, positions_from_mask, unwrap_policy
+from reftlab.stages import static_decoder
 
-DECODERS = ("hf", "loop")
+DECODERS = ("hf", "static")
 
 
 @dataclass
@@ -88,8 +89,9 @@ def generate(
     tokenizer's ``padding_side``. Generation runs in chunks of at most ``micro_batch_size`` rows
     (so ``micro_batch_size // num_return_sequences`` prompts) to bound memory, in eval mode (no
     dropout), under ``torch.no_grad``. ``seed`` makes sampling reproducible without touching the
-    global RNG. ``decoder="hf"`` uses transformers' ``generate``; ``"loop"`` is a plain sampling
-    loop over the model's own KV cache with the same outputs under greedy decoding.
+    global RNG. ``decoder="hf"`` uses transformers' ``generate``; ``"static"`` is reftlab's own
+    decoder for Llama-family models (:mod:`reftlab.stages.static_decoder`), the same greedy
+    outputs and a faster loop.
     ``return_logprobs`` also returns the sampling log-probs (for checks; PPO should use
     :func:`compute_logprobs`, which sees the same numerics as the update).
     """
@@ -107,7 +109,7 @@ def generate(
     )
     query_rows = encode_prompts(tokenizer, prompts)
     prompts_per_chunk = max(1, micro_batch_size // num_return_sequences)
-    generate_chunk = _generate_hf if decoder == "hf" else _generate_loop
+    generate_chunk = _generate_hf if decoder == "hf" else static_decoder.generate_chunk
     was_training = lm.training
     lm.eval()
     try:
@@ -293,70 +295,6 @@ def _generate_hf(
     chosen = output.sequences[:, query_ids.shape[1] :, None]
     logprobs = (logits.gather(-1, chosen).squeeze(-1) - logits.logsumexp(-1)).tolist()
     return responses, [lp[: len(r)] for lp, r in zip(logprobs, responses, strict=True)]
-
-
-@torch.no_grad()
-def _generate_loop(
-    lm: PreTrainedModel, query_ids: torch.Tensor, query_mask: torch.Tensor, s: _Sampling
-) -> tuple[list[list[int]], list[list[float]]]:
-    """One chunk by a plain loop: prefill once, then one token per step from the KV cache."""
-    query_ids = query_ids.repeat_interleave(s.num_return_sequences, dim=0)
-    mask = query_mask.repeat_interleave(s.num_return_sequences, dim=0)
-    positions = positions_from_mask(mask)
-    eos = torch.tensor(s.eos_token_ids, device=query_ids.device)
-    prefill_kwargs = {"logits_to_keep": 1} if _takes_logits_to_keep(lm) else {}
-    output = lm(
-        input_ids=query_ids,
-        attention_mask=mask,
-        position_ids=positions,
-        use_cache=True,
-        **prefill_kwargs,
-    )
-    next_position = positions[:, -1:]
-    finished = torch.zeros(query_ids.shape[0], dtype=torch.bool, device=query_ids.device)
-    tokens, logprobs = [], []
-    for step in range(s.max_new_tokens):
-        logits = output.logits[:, -1].float()
-        token = _choose_tokens(logits, s)
-        if s.return_logprobs:
-            scaled = logits / s.temperature
-            logprobs.append(scaled.gather(-1, token[:, None]).squeeze(-1) - scaled.logsumexp(-1))
-        # Rows that already ended keep producing pad tokens, as in transformers' generate.
-        token = torch.where(finished, s.pad_token_id, token)
-        tokens.append(token)
-        finished |= torch.isin(token, eos)
-        if finished.all() or step == s.max_new_tokens - 1:
-            break
-        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-        next_position = next_position + 1
-        output = lm(
-            input_ids=token[:, None],
-            attention_mask=mask,
-            position_ids=next_position,
-            past_key_values=output.past_key_values,
-            use_cache=True,
-        )
-    new_tokens = torch.stack(tokens, dim=1).tolist()
-    responses = [truncate_at_eos(row, s.eos_token_ids) for row in new_tokens]
-    if not s.return_logprobs:
-        return responses, []
-    rows = torch.stack(logprobs, dim=1).tolist()
-    return responses, [lp[: len(r)] for lp, r in zip(rows, responses, strict=True)]
-
-
-def _choose_tokens(logits: torch.Tensor, s: _Sampling) -> torch.Tensor:
-    """Next tokens ``(B,)`` from last-position logits ``(B, V)``: argmax, or tempered nucleus."""
-    if not s.do_sample:
-        return logits.argmax(dim=-1)
-    probs = torch.softmax(logits / s.temperature, dim=-1)
-    if s.top_p < 1.0:
-        sorted_probs, order = probs.sort(dim=-1, descending=True)
-        # Keep the most likely tokens until their mass reaches top_p; the first is always kept.
-        mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs
-        sorted_probs = sorted_probs.masked_fill(mass_before >= s.top_p, 0.0)
-        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
-    # The global RNG, seeded (or not) by generate's caller, as transformers' sampling does.
-    return torch.multinomial(probs, num_samples=1).squeeze(-1)
 
 
 def _forward_response(
