@@ -104,6 +104,7 @@ def test_ablation_table_gives_effects_against_the_seed_spread(tmp_path):
         "mean",
         "spread",
         "effect",
+        "paired by seed",
         "verdict",
     ]
     # minimal: (30 + 32) / 2 = 31.0, spread 32 - 30 = 2.0
@@ -114,7 +115,7 @@ def test_ablation_table_gives_effects_against_the_seed_spread(tmp_path):
     # batch_mean: one finished seed (35), no spread of its own; effect +4.0 > minimal's 2.0
     # partial_reward: its only run failed, no mean
     assert section.rows == [
-        ["minimal", "2 done", "30.0%", "32.0%", "31.0%", "2.0", "", "reference"],
+        ["minimal", "2 done", "30.0%", "32.0%", "31.0%", "2.0", "", "", "reference"],
         [
             "kl",
             "2 done",
@@ -123,6 +124,7 @@ def test_ablation_table_gives_effects_against_the_seed_spread(tmp_path):
             "32.0%",
             "2.0",
             "+1.0",
+            "+1.0 / +1.0",
             "within seed spread (1.0 <= 2.0)",
         ],
         [
@@ -133,6 +135,7 @@ def test_ablation_table_gives_effects_against_the_seed_spread(tmp_path):
             "36.5%",
             "1.0",
             "+5.5",
+            "+6.0 / +5.0",
             "beyond seed spread (5.5 > 2.0)",
         ],
         [
@@ -143,6 +146,7 @@ def test_ablation_table_gives_effects_against_the_seed_spread(tmp_path):
             "27.0%",
             "4.0",
             "-4.0",
+            "-5.0 / -3.0",
             "within seed spread (4.0 <= 4.0)",
         ],
         [
@@ -153,13 +157,29 @@ def test_ablation_table_gives_effects_against_the_seed_spread(tmp_path):
             "35.0%",
             "",
             "+4.0",
+            "+5.0 / n/a",
             "beyond seed spread (4.0 > 2.0)",
         ],
-        ["partial_reward", "1 failed", "failed", "", "", "", "", "no effect: a mean is missing"],
+        [
+            "partial_reward",
+            "1 failed",
+            "failed",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "no effect: a mean is missing",
+        ],
     ]
     assert section.verdicts[1:] == [
         "measured beyond seed spread: rloo +5.5, batch_mean +4.0",
         "measured within seed spread: kl +1.0, gae -4.0",
+        # batch_mean has one seed to pair: it is in no list
+        "paired with minimal's run of the same seed (the same warm-up), higher in every seed: "
+        "kl, rloo",
+        "paired with minimal's run of the same seed (the same warm-up), lower in every seed: gae",
+        "paired with minimal's run of the same seed (the same warm-up), mixed across seeds: none",
     ]
     assert section.notes == [
         "left out of the numbers: 2 unfinished run(s): 9 (partial), 10 (failed)"
@@ -192,7 +212,10 @@ def test_ablation_report_draws_and_links_its_plot(tmp_path):
     assert sweep / ABLATIONS_PNG in report.files
     markdown = (sweep / "report.md").read_text()
     section = markdown[markdown.index("## Experiment `bandit_ablations`") :]
-    assert "| rloo | 2 done | 36.0% | 37.0% | 36.5% | 1.0 | +5.5 | beyond seed spread" in section
+    assert (
+        "| rloo | 2 done | 36.0% | 37.0% | 36.5% | 1.0 | +5.5 | +6.0 / +5.0 | beyond seed"
+        in section
+    )
     assert f"![ablations]({ABLATIONS_PNG})" in section
     assert "- measured beyond seed spread: rloo +5.5, batch_mean +4.0" in section
     # The terminal shows the runs' table first, then the experiment's, then the files.

@@ -8,6 +8,8 @@ each beside what these runs measured.
                       voting and reranking add to greedy for each method
     bandit_ablations  a row per ablation: each seed's test accuracy, their mean and spread, the
                       effect (mean minus `minimal`'s) and whether it is beyond the seed spread;
+                      the effect paired by seed (minus `minimal`'s run of the same seed, which
+                      shares its warm-up) and which ablations moved one way in every seed;
                       ablations.png draws the same
     prefixrl          a row per arm (PrefixRL, SFT on the same traces then RL, RL only): samples
                       drawn (the rejection sampling that found the traces counts), final training
@@ -265,8 +267,49 @@ def compare_to_baseline(row: AblationRow, base: AblationRow | None) -> tuple[flo
     return effect, f"within seed spread ({size} <= {limit})"
 
 
+def paired_effects(row: AblationRow, base: AblationRow | None) -> dict[str, float]:
+    """Per seed, the row's accuracy minus the baseline's run of the same seed: the two share
+    the seed's warm-up and data order, so the warm-up's own seed-to-seed spread cancels."""
+    if base is None or row is base:
+        return {}
+    return {seed: row.seeds[seed] - base.seeds[seed] for seed in row.seeds if seed in base.seeds}
+
+
+def paired_cell(row: AblationRow, base: AblationRow | None, seeds: Sequence[str]) -> str:
+    paired = paired_effects(row, base)
+    if not paired:
+        return ""
+    return " / ".join(format_points(paired[s]) if s in paired else "n/a" for s in seeds)
+
+
+def paired_verdicts(rows: Sequence[AblationRow], base: AblationRow | None) -> list[str]:
+    """Which ablations moved the same way as their own seed's baseline in every seed (two or
+    more seeds paired)."""
+    directions: dict[str, list[str]] = {
+        "higher in every seed": [],
+        "lower in every seed": [],
+        "mixed across seeds": [],
+    }
+    for row in rows:
+        paired = list(paired_effects(row, base).values())
+        if len(paired) < 2:
+            continue
+        if all(effect > TOLERANCE for effect in paired):
+            directions["higher in every seed"].append(row.name)
+        elif all(effect < -TOLERANCE for effect in paired):
+            directions["lower in every seed"].append(row.name)
+        else:
+            directions["mixed across seeds"].append(row.name)
+    return [
+        f"paired with {BASELINE_ABLATION}'s run of the same seed (the same warm-up), "
+        f"{direction}: {', '.join(names) or 'none'}"
+        for direction, names in directions.items()
+    ]
+
+
 def ablation_cells(row: AblationRow, seeds: Sequence[str], base: AblationRow | None) -> list:
-    """A row of the table: each seed's accuracy (or its run's status), mean, spread, effect."""
+    """A row of the table: each seed's accuracy (or its run's status), mean, spread, effect, and
+    the effect paired by seed."""
     status = {seed_of(run): run.status for run in row.runs}
     seed_cells = [
         format_percent(row.seeds[seed]) if seed in row.seeds else status.get(seed, "")
@@ -280,6 +323,7 @@ def ablation_cells(row: AblationRow, seeds: Sequence[str], base: AblationRow | N
         format_percent(row.mean),
         format_points(row.spread, signed=False),
         format_points(effect),
+        paired_cell(row, base, seeds),
         verdict,
     ]
 
@@ -289,7 +333,7 @@ def bandit_ablations(report: Report) -> Section:
     base = next((row for row in rows if row.name == BASELINE_ABLATION), None)
     seeds = ordered_values([seed_of(run) for run in report.runs])
     headers = ["ablation", "runs", *(f"seed {s}" for s in seeds), "mean", "spread", "effect"]
-    headers.append("verdict")
+    headers += ["paired by seed", "verdict"]
     cells = [ablation_cells(row, seeds, base) for row in rows]
     verdicts = [ABLATION_RULE]
     compared = [(row.name, *compare_to_baseline(row, base)) for row in rows if row is not base]
@@ -300,6 +344,7 @@ def bandit_ablations(report: Report) -> Section:
             if verdict.startswith(where)
         ]
         verdicts.append(f"measured {where} seed spread: {', '.join(named) or 'none'}")
+    verdicts += paired_verdicts(rows, base)
     notes = left_out(report.runs)
     if base is None or base.mean is None:
         notes.append(f"no finished `{BASELINE_ABLATION}` run: no effects to measure")
