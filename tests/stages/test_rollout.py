@@ -365,3 +365,42 @@ def test_static_decoder_runs_grouped_query_heads_and_biases_as_the_model_does(to
             model, sampled.input_ids, sampled.attention_mask, sampled.response_mask
         )
     torch.testing.assert_close(logprobs, sampled.logprobs, atol=1e-4, rtol=0)
+
+
+# --- rows that share a prompt share its forward pass ---------------------------------------------
+
+
+def test_rows_sharing_a_prompt_give_the_plain_logprobs_and_gradients(build_small, tokenizer):
+    model = build_small(seed=3)
+    prompts = ["Tom has 3", "Mia has 865 apples and buys 395 more.", "Ann has"]
+    batch = generate(model, tokenizer, prompts, 9, seed=0, num_return_sequences=3)
+    assert batch.query_ids[0, 0] == tokenizer.pad_token_id  # left padding is in play
+    weights = torch.randn(batch.response_ids.shape, generator=torch.Generator().manual_seed(0))
+    results = []
+    for share in (True, False):
+        model.zero_grad()
+        logprobs = compute_logprobs(
+            model, batch.input_ids, batch.attention_mask, batch.response_mask,
+            temperature=0.8, share_prompts=share,
+        )  # fmt: skip
+        (logprobs * weights).sum().backward()
+        grads = torch.cat([p.grad.flatten() for p in model.parameters()])
+        results.append((logprobs.detach(), grads))
+    (shared, shared_grads), (plain, plain_grads) = results
+    torch.testing.assert_close(shared, plain, atol=1e-5, rtol=0)
+    torch.testing.assert_close(shared_grads, plain_grads, atol=1e-5, rtol=1e-4)
+    assert plain_grads.abs().max() > 1e-3  # the comparison is of real gradients
+
+
+def test_a_shared_prompt_pass_runs_each_distinct_prompt_once(build_small, tokenizer):
+    model = build_small(seed=3)
+    batch = generate(model, tokenizer, ["Tom has 3", "Ann has"], 6, seed=0, num_return_sequences=4)
+    rows_seen = []
+    hook = model.model.embed_tokens.register_forward_hook(
+        lambda module, args, out: rows_seen.append(tuple(args[0].shape))
+    )
+    with torch.no_grad():
+        compute_logprobs(model, batch.input_ids, batch.attention_mask, batch.response_mask)
+    hook.remove()
+    prompt_length, response_length = batch.query_length, batch.response_ids.shape[1]
+    assert rows_seen == [(2, prompt_length), (8, response_length - 1)]

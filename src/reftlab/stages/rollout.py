@@ -172,14 +172,18 @@ def compute_logprobs(
     attention_mask: torch.Tensor,
     response_mask: torch.Tensor,
     temperature: float = 1.0,
+    share_prompts: bool = True,
 ) -> torch.Tensor:
     """Log-probs ``(B, Tr)`` of the response tokens (the last ``Tr`` columns of ``input_ids``).
 
-    One forward pass over ``(B, T)`` left-padded sequences, with the positions ``generate`` used.
+    One forward pass over ``(B, T)`` left-padded sequences, with the positions ``generate`` used;
+    rows that share a prompt share its pass (``share_prompts``: the same numbers, less compute).
     Logits are divided by ``temperature`` (the sampling temperature; see the module docstring).
     Entries where ``response_mask`` is 0 are 0. Gradients flow unless the caller disables them.
     """
-    logits, _ = _forward_response(model, input_ids, attention_mask, response_mask.shape[1])
+    logits, _ = _forward_response(
+        model, input_ids, attention_mask, response_mask.shape[1], share_prompts
+    )
     return _gather_logprobs(logits, input_ids, response_mask, temperature)
 
 
@@ -298,12 +302,19 @@ def _generate_hf(
 
 
 def _forward_response(
-    model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, response_length: int
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    response_length: int,
+    share_prompts: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Logits ``(B, Tr, V)`` (and values ``(B, Tr)``) at the states that chose each response token.
 
     Token ``t`` of the response is predicted from position ``Tq + t - 1``: the slice
-    ``[-Tr - 1 : -1]`` of the full sequence.
+    ``[-Tr - 1 : -1]`` of the full sequence. A transformers causal LM on one process (not
+    wrapped for data parallelism, whose gradient sync expects one forward call) runs each
+    distinct prompt once when rows share prompts (``share_prompts``; see
+    :func:`_forward_sharing_prompts`).
     """
     positions = positions_from_mask(attention_mask)
     keep = response_length + 1
@@ -313,6 +324,10 @@ def _forward_response(
     if isinstance(inner, PolicyWithValue):
         logits, values = model(input_ids, attention_mask, positions, logits_to_keep=keep)
         return logits[:, -keep:-1], values[:, -keep:-1]
+    if isinstance(model, PreTrainedModel) and share_prompts and response_length > 1:
+        logits = _forward_sharing_prompts(model, input_ids, attention_mask, positions, keep - 1)
+        if logits is not None:
+            return logits, None
     extra = {"logits_to_keep": keep} if _takes_logits_to_keep(inner) else {}
     logits = model(
         input_ids=input_ids,
@@ -322,6 +337,48 @@ def _forward_response(
         **extra,
     ).logits
     return logits[:, -keep:-1], None
+
+
+def _forward_sharing_prompts(
+    lm: nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    positions: torch.Tensor,
+    response_length: int,
+) -> torch.Tensor | None:
+    """The logits of :func:`_forward_response`, with each distinct prompt's forward pass run
+    once: the rows that share a prompt (a question's rollouts) share its keys and values, and
+    its last position's logits predict each row's first response token. Gradients flow back
+    through the shared keys and values into the one prompt pass, as they would through the
+    copies. ``None`` when no two rows share a prompt, or the model returns no cache to share.
+    """
+    prompt_length = input_ids.shape[1] - response_length
+    prompt_rows = torch.cat([input_ids[:, :prompt_length], attention_mask[:, :prompt_length]], 1)
+    prompts, prompt_of_row = torch.unique(prompt_rows, dim=0, return_inverse=True)
+    if len(prompts) == len(input_ids):
+        return None
+    prompt_mask = prompts[:, prompt_length:]
+    extra = {"logits_to_keep": 1} if _takes_logits_to_keep(lm) else {}
+    prompt_pass = lm(
+        input_ids=prompts[:, :prompt_length],
+        attention_mask=prompt_mask,
+        position_ids=positions_from_mask(prompt_mask),
+        use_cache=True,
+        **extra,
+    )
+    cache = prompt_pass.past_key_values
+    if not hasattr(cache, "batch_select_indices"):  # a model that returns no reusable cache
+        return None
+    cache.batch_select_indices(prompt_of_row)  # one view of the prompt's K/V per row
+    first = prompt_pass.logits[:, -1:][prompt_of_row]
+    rest = lm(
+        input_ids=input_ids[:, prompt_length:-1],
+        attention_mask=attention_mask[:, :-1],
+        position_ids=positions[:, prompt_length:-1],
+        past_key_values=cache,
+        use_cache=True,
+    ).logits
+    return torch.cat([first, rest], dim=1)
 
 
 def _gather_logprobs(
