@@ -302,7 +302,8 @@ def predict(
             )
             add_sample_fields(batch_records, chunk, prompts, sampled.texts, scorer, rerank)
         records += batch_records
-        bar.update(len(chunk))
+        # The postfix first: a plain bar prints its last line on the update that completes it.
         bar.set_postfix(acc=f"{sum(r['correct'] for r in records) / len(records):.3f}")
+        bar.update(len(chunk))
     bar.close()
     return Predictions(records, greedy_texts, exec_results)
