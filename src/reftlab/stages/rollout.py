@@ -109,7 +109,7 @@ def generate(
     )
     query_rows = encode_prompts(tokenizer, prompts)
     prompts_per_chunk = max(1, micro_batch_size // num_return_sequences)
-    generate_chunk = _generate_hf if decoder == "hf" else static_decoder.generate_chunk
+    generate_chunk = _generate_hf if decoder == "hf" else _generate_static
     was_training = lm.training
     lm.eval()
     try:
@@ -299,6 +299,18 @@ def _generate_hf(
     chosen = output.sequences[:, query_ids.shape[1] :, None]
     logprobs = (logits.gather(-1, chosen).squeeze(-1) - logits.logsumexp(-1)).tolist()
     return responses, [lp[: len(r)] for lp, r in zip(logprobs, responses, strict=True)]
+
+
+def _generate_static(
+    lm: PreTrainedModel, query_ids: torch.Tensor, query_mask: torch.Tensor, s: _Sampling
+) -> tuple[list[list[int]], list[list[float]]]:
+    """One chunk through reftlab's static decoder; responses cut at EOS."""
+    tokens, logprobs = static_decoder.decode(lm, query_ids, query_mask, s)
+    responses = [truncate_at_eos(row, s.eos_token_ids) for row in tokens.tolist()]
+    if logprobs is None:
+        return responses, []
+    rows = logprobs.tolist()
+    return responses, [lp[: len(r)] for lp, r in zip(rows, responses, strict=True)]
 
 
 def _forward_response(

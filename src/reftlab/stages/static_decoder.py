@@ -160,14 +160,13 @@ class _Decoder:
 
 
 @torch.no_grad()
-def generate_chunk(
+def decode(
     lm: PreTrainedModel, query_ids: torch.Tensor, query_mask: torch.Tensor, s
-) -> tuple[list[list[int]], list[list[float]]]:
-    """Responses (cut after their EOS) and, when ``s.return_logprobs``, their sampling
-    log-probs, for ``s.num_return_sequences`` rows per left-padded prompt. ``s`` is
-    :class:`reftlab.stages.rollout._Sampling`."""
-    from reftlab.stages.rollout import truncate_at_eos
-
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """New tokens ``(B, steps)`` (pad after a row's EOS) and, when ``s.return_logprobs``, their
+    sampling log-probs, for ``s.num_return_sequences`` rows per left-padded prompt; ``steps``
+    stops early when every row has ended. ``s`` carries the sampling settings
+    (:class:`reftlab.stages.rollout._Sampling`)."""
     check_supported(lm)
     query_ids = query_ids.repeat_interleave(s.num_return_sequences, dim=0)
     mask = query_mask.repeat_interleave(s.num_return_sequences, dim=0).bool()
@@ -204,12 +203,7 @@ def generate_chunk(
         position = prompt_length + step
         key_mask[:, 0, 0, position] = 0.0
         logits = decoder.logits(token[:, None], position, key_mask[..., : position + 1])
-    new_tokens = torch.stack(tokens, dim=1).tolist()
-    responses = [truncate_at_eos(row, s.eos_token_ids) for row in new_tokens]
-    if not s.return_logprobs:
-        return responses, []
-    logprob_rows = torch.stack(logprobs, dim=1).tolist()
-    return responses, [lp[: len(r)] for lp, r in zip(logprob_rows, responses, strict=True)]
+    return torch.stack(tokens, dim=1), torch.stack(logprobs, dim=1) if logprobs else None
 
 
 def sample(logits: torch.Tensor, temperature: float, top_p: float, do_sample: bool) -> torch.Tensor:
