@@ -89,9 +89,8 @@ def generate(
     tokenizer's ``padding_side``. Generation runs in chunks of at most ``micro_batch_size`` rows
     (so ``micro_batch_size // num_return_sequences`` prompts) to bound memory, in eval mode (no
     dropout), under ``torch.no_grad``. ``seed`` makes sampling reproducible without touching the
-    global RNG. ``decoder="hf"`` uses transformers' ``generate``; ``"static"`` is reftlab's own
-    decoder for Llama-family models (:mod:`reftlab.stages.static_decoder`), the same greedy
-    outputs and a faster loop.
+    global RNG. ``decoder``: ``hf`` (transformers' ``generate``) or ``static`` (reftlab's own,
+    :mod:`reftlab.stages.static_decoder`).
     ``return_logprobs`` also returns the sampling log-probs (for checks; PPO should use
     :func:`compute_logprobs`, which sees the same numerics as the update).
     """
