@@ -328,9 +328,16 @@ def test_static_decoder_samples_the_weights_it_is_given(build_small, tokenizer):
 
 def _layout(tokenizer, kind: str):
     """Small random models of the other Llama-family layouts: grouped-query attention with
-    biases in every projection (Llama's `attention_bias`, `mlp_bias`), and Qwen2 (q, k and v
-    biases, its own rotary base)."""
-    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+    biases in every projection (Llama's `attention_bias`, `mlp_bias`), Qwen2 (q, k and v
+    biases, its own rotary base) and Mistral."""
+    from transformers import (
+        LlamaConfig,
+        LlamaForCausalLM,
+        MistralConfig,
+        MistralForCausalLM,
+        Qwen2Config,
+        Qwen2ForCausalLM,
+    )
 
     common = dict(
         vocab_size=len(tokenizer), hidden_size=64, intermediate_size=96, num_hidden_layers=2,
@@ -342,6 +349,8 @@ def _layout(tokenizer, kind: str):
         torch.manual_seed(4)
         if kind == "qwen2":
             model = Qwen2ForCausalLM(Qwen2Config(**common, rope_theta=1e6))
+        elif kind == "mistral":
+            model = MistralForCausalLM(MistralConfig(**common, sliding_window=None))
         else:
             model = LlamaForCausalLM(LlamaConfig(**common, attention_bias=True, mlp_bias=True))
         for parameter in model.parameters():  # biases start at 0; give them something to do
@@ -349,7 +358,7 @@ def _layout(tokenizer, kind: str):
     return model.eval()
 
 
-@pytest.mark.parametrize("kind", ["llama_gqa_bias", "qwen2"])
+@pytest.mark.parametrize("kind", ["llama_gqa_bias", "qwen2", "mistral"])
 def test_static_decoder_runs_grouped_query_heads_and_biases_as_the_model_does(tokenizer, kind):
     model = _layout(tokenizer, kind)
     prompts = ["Tom has 3", "Mia has 865 apples and buys 395 more. How many apples?"]
