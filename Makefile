@@ -4,6 +4,9 @@ PYTHON ?= python3
 #   make install TORCH=torch
 TORCH ?= torch==2.13.0
 PYTEST_ARGS ?=
+# `make test` runs its tests in this many processes (pytest-xdist), one torch thread each: the
+# CLI runs' start-up (imports, model loading) and SLURM's waits overlap with compute.
+TEST_WORKERS ?= 2
 
 .PHONY: install install-gpu install-vllm test test-fast lint demo bench clean
 
@@ -26,7 +29,7 @@ install-vllm: install
 	$(PYTHON) -m pip uninstall --quiet --yes torchvision torchaudio torchcodec
 
 test:
-	$(PYTHON) -m pytest -q $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 $(PYTHON) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 test-fast:
 	$(PYTHON) -m pytest -q -m "not slow and not slurm" $(PYTEST_ARGS)

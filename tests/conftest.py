@@ -33,3 +33,31 @@ def composer():
             compose("config", overrides=[*overrides, "output_dir=."])
         )
     GlobalHydra.instance().clear()
+
+
+# Under pytest-xdist (`make test`), the tests of one group run in one worker, one after another.
+# slurm: the local cluster's daemons are started once per worker session and shared.
+# vllm, real_model: the longest runs (vLLM engines, SmolLM2-135M), several GB each; two groups of
+# about equal length, so that the two workers end together.
+REAL_MODEL_TESTS = (
+    "test_the_bandit_on_the_offline_real_model_with_vllm",
+    "test_real_pretrained_model_path",
+)
+REAL_MODEL_FILES = ("test_gguf.py", "test_vllm_engine.py")
+
+
+def xdist_group_of(item) -> str | None:
+    if item.get_closest_marker("slurm"):
+        return "slurm"
+    if item.name in REAL_MODEL_TESTS or item.path.name in REAL_MODEL_FILES:
+        return "real_model"
+    if item.path.name == "test_vllm_runs.py":
+        return "vllm"
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        group = xdist_group_of(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
