@@ -111,13 +111,42 @@ def sft_gradient(env, model, examples, micro_batch_size):
     return grad
 
 
+def print_table(grads, batch_size, rewards, correct) -> None:
+    """The Markdown table of each term's noise scale (`grads`: term -> flat gradients)."""
+    from reftlab.rl.noise_scale import gradient_noise_scale
+
+    batches = len(grads["policy"])
+    print(
+        f"\n{batches} batches of {batch_size} per term; rollouts: mean reward "
+        f"{sum(rewards) / len(rewards):.3f}, {sum(correct)}/{len(correct)} correct"
+    )
+    print(
+        "| gradient | mean norm | cosine between batches (min, max) | signal share | noise scale |"
+    )
+    print("|---|---:|---:|---:|---:|")
+    for term, term_grads in grads.items():
+        if len(term_grads) < 2:
+            continue
+        ns = gradient_noise_scale(term_grads, batch_size)
+        print(
+            f"| {term} | {ns.norm:.3g} | {ns.cosine:.3f} ({ns.cosine_min:.3f}, "
+            f"{ns.cosine_max:.3f}) | {ns.signal_share:.3f} | {ns.noise_scale:.0f} |"
+        )
+    if grads["value"]:
+        ratio = [
+            float(v.norm() / p.norm()) for p, v in zip(grads["policy"], grads["value"], strict=True)
+        ]
+        print(
+            f"\nvalue term's norm over the policy term's (same batch): {sum(ratio) / len(ratio):.2f}"
+        )
+
+
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     from reftlab.app.compose import compose_run
     from reftlab.methods.env import frozen_copy, rl_settings, setup, with_value_head
     from reftlab.methods.warmup import warmup
     from reftlab.models.value import PolicyWithValue
-    from reftlab.rl.noise_scale import gradient_noise_scale
     from reftlab.runtime.context import RunContext
     from reftlab.runtime.tracking import MetricsLogger
 
@@ -163,29 +192,7 @@ def main(argv=None) -> int:
                 sft_gradient(env, warm.model, rng.sample(train, b), s.micro_batch_size)
             )
             print(f"[noise] sft batch {k + 1}/{args.batches}", flush=True)
-    print(
-        f"\n{args.batches} batches of {b} per term; rollouts: mean reward "
-        f"{sum(rewards) / len(rewards):.3f}, {sum(correct)}/{len(correct)} correct"
-    )
-    print(
-        "| gradient | mean norm | cosine between batches (min, max) | signal share | noise scale |"
-    )
-    print("|---|---:|---:|---:|---:|")
-    for term, term_grads in grads.items():
-        if len(term_grads) < 2:
-            continue
-        ns = gradient_noise_scale(term_grads, b)
-        print(
-            f"| {term} | {ns.norm:.3g} | {ns.cosine:.3f} ({ns.cosine_min:.3f}, "
-            f"{ns.cosine_max:.3f}) | {ns.signal_share:.3f} | {ns.noise_scale:.0f} |"
-        )
-    if grads["value"]:
-        ratio = [
-            float(v.norm() / p.norm()) for p, v in zip(grads["policy"], grads["value"], strict=True)
-        ]
-        print(
-            f"\nvalue term's norm over the policy term's (same batch): {sum(ratio) / len(ratio):.2f}"
-        )
+    print_table(grads, b, rewards, correct)
     return 0
 
 
