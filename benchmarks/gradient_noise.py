@@ -6,8 +6,9 @@ trained or reused from the cache, or a PPO checkpoint with its value head), take
 gradient exactly as the first PPO minibatch of `stages.rl` does, and compares the batches
 (`reftlab.rl.noise_scale`): the share of a step's squared gradient that is signal, and the noise
 scale, the batch at which signal and noise are equal. With a trained value head the value
-term's gradient into the shared backbone is measured separately. The same for SFT on the gold
-solutions of as many training problems.
+term's gradient into the shared backbone is measured separately (a second backward pass with
+the value loss added, minus the first). The same for SFT on the gold solutions of as many
+training problems, always from the warm-up, also when `--checkpoint` names a PPO checkpoint.
 
     python benchmarks/gradient_noise.py --batches 6 -- model=smollm2-135m dataset=svamp \
         cot=program dataset.path=../shared/data/reft budget=laptop rollout.engine=static

@@ -9,8 +9,10 @@ the real scorer).
     python benchmarks/shuffled_reward.py method=reft model=smollm2-135m dataset=svamp \
         cot=program dataset.path=../shared/data/reft budget=laptop rollout.engine=vllm
 
-Takes the CLI's arguments; the run dir records the run as usual (its config does not say that
-the rewards were shuffled: name the run dir so that it does).
+Takes the CLI's arguments and runs the CLI in this process, with `stages.rl.roll_out_shard`
+replaced by one that hands it a shuffling scorer (one process only: a torchrun or SLURM job's
+other ranks would score unshuffled). The run dir records the run as usual (its config does not
+say that the rewards were shuffled: name the run dir so that it does).
 """
 
 from __future__ import annotations
